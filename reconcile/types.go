@@ -84,6 +84,11 @@ type Item struct {
 	// Reason explains a Conflict or Skip in words ("both sides modified",
 	// "--no-deletion on side 2"). Empty for propagations.
 	Reason string
+	// Resolved holds the conflict's reason when --prefer or --force turned
+	// the conflict into a propagation (which a guard may then have turned
+	// into a Skip), so a report can say what was settled without asking.
+	// Empty when the table itself chose the action.
+	Resolved string
 	// TimeOnly is set when the propagation carries only the modification
 	// time: contents, kind and permissions already agree.
 	TimeOnly bool
