@@ -1,0 +1,149 @@
+package delta
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+)
+
+// ErrCorrupt marks an instruction stream or signature that is malformed or
+// does not fit its basis: a block index out of range, an oversized literal,
+// a truncated stream, a result of the wrong length.
+var ErrCorrupt = errors.New("corrupt delta")
+
+// Header describes the basis a delta was computed against. It opens every
+// encoded instruction stream.
+type Header struct {
+	// BlockSize is the signature's block size.
+	BlockSize int
+	// BasisSize is the size of the basis file the signature was taken of.
+	BasisSize int64
+}
+
+func (h Header) check() error {
+	if h.BlockSize < MinBlockSize || h.BlockSize > MaxBlockSize {
+		return fmt.Errorf("%w: block size %d outside [%d, %d]", ErrCorrupt, h.BlockSize, MinBlockSize, MaxBlockSize)
+	}
+	if h.BasisSize < 0 {
+		return fmt.Errorf("%w: negative basis size %d", ErrCorrupt, h.BasisSize)
+	}
+	return nil
+}
+
+// Patcher rebuilds a file from its basis, one instruction at a time.
+type Patcher struct {
+	basis   io.ReaderAt
+	h       Header
+	blocks  int64
+	out     io.Writer
+	buf     []byte
+	written int64
+}
+
+// NewPatcher returns a Patcher writing to out the file rebuilt from basis,
+// whose layout h gives.
+func NewPatcher(basis io.ReaderAt, h Header, out io.Writer) (*Patcher, error) {
+	if err := h.check(); err != nil {
+		return nil, err
+	}
+	return &Patcher{basis: basis, h: h, blocks: numBlocks(h.BasisSize, h.BlockSize), out: out}, nil
+}
+
+// Written returns how many bytes the patcher has written so far.
+func (p *Patcher) Written() int64 { return p.written }
+
+// Apply carries out one instruction. A Copy naming blocks outside the
+// basis, a Literal longer than MaxLiteral or an unknown kind is refused
+// with an error wrapping ErrCorrupt, before anything is read or written.
+func (p *Patcher) Apply(in Instr) error {
+	switch in.Kind {
+	case Literal:
+		if len(in.Data) == 0 || len(in.Data) > MaxLiteral {
+			return fmt.Errorf("%w: literal of %d bytes (allowed 1 to %d)", ErrCorrupt, len(in.Data), MaxLiteral)
+		}
+		if _, err := p.out.Write(in.Data); err != nil {
+			return fmt.Errorf("delta: write: %w", err)
+		}
+		p.written += int64(len(in.Data))
+		return nil
+	case Copy:
+		if in.Block < 0 || in.Count <= 0 || in.Block >= p.blocks || in.Count > p.blocks-in.Block {
+			return fmt.Errorf("%w: copy of blocks [%d, +%d) from a basis of %d blocks", ErrCorrupt, in.Block, in.Count, p.blocks)
+		}
+		if p.buf == nil {
+			p.buf = make([]byte, p.h.BlockSize)
+		}
+		bs := int64(p.h.BlockSize)
+		off := in.Block * bs
+		end := min((in.Block+in.Count)*bs, p.h.BasisSize)
+		for off < end {
+			chunk := p.buf[:min(bs, end-off)]
+			n, err := p.basis.ReadAt(chunk, off)
+			if n < len(chunk) {
+				if err == nil || err == io.EOF {
+					err = fmt.Errorf("basis is shorter than %d bytes (changed during sync?): %w", p.h.BasisSize, io.ErrUnexpectedEOF)
+				}
+				return fmt.Errorf("delta: read basis at %d: %w", off, err)
+			}
+			if _, err := p.out.Write(chunk); err != nil {
+				return fmt.Errorf("delta: write: %w", err)
+			}
+			off += int64(len(chunk))
+			p.written += int64(len(chunk))
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: unknown instruction kind %d", ErrCorrupt, in.Kind)
+}
+
+// Apply rebuilds a file into out from basis (laid out as h says) and the
+// instructions instrs yields, stopping at the first error (from instrs, a
+// refused instruction, the basis or out).
+func Apply(basis io.ReaderAt, h Header, instrs iter.Seq2[Instr, error], out io.Writer) error {
+	p, err := NewPatcher(basis, h, out)
+	if err != nil {
+		return err
+	}
+	for in, err := range instrs {
+		if err != nil {
+			return err
+		}
+		if err := p.Apply(in); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ApplyStream rebuilds a file into out from basis and an encoded
+// instruction stream (as EncodeInstrs writes it), and checks that the
+// result has the length the stream's end announces. The local endpoint
+// calls it for an OpPut with Delta set, basis being the file now at the
+// path; the caller still checks the BLAKE3 of the result before installing.
+func ApplyStream(basis io.ReaderAt, encoded io.Reader, out io.Writer) error {
+	d, err := DecodeInstrs(encoded)
+	if err != nil {
+		return err
+	}
+	p, err := NewPatcher(basis, d.Header(), out)
+	if err != nil {
+		return err
+	}
+	for {
+		in, err := d.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if err := p.Apply(in); err != nil {
+			return err
+		}
+	}
+	if p.Written() != d.Size() {
+		return fmt.Errorf("%w: rebuilt %d bytes, the sender announced %d", ErrCorrupt, p.Written(), d.Size())
+	}
+	return nil
+}

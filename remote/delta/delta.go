@@ -1,0 +1,320 @@
+package delta
+
+import (
+	"errors"
+	"fmt"
+	"io"
+)
+
+// MaxLiteral is the largest Literal instruction Delta emits and the largest
+// one the decoders accept.
+const MaxLiteral = 64 << 10
+
+// InstrKind says what an instruction does.
+type InstrKind uint8
+
+// The instructions of a delta.
+const (
+	// Copy copies Count blocks of the basis, starting at block Block.
+	Copy InstrKind = 1
+	// Literal writes Data as it is.
+	Literal InstrKind = 2
+)
+
+// String names k.
+func (k InstrKind) String() string {
+	switch k {
+	case Copy:
+		return "copy"
+	case Literal:
+		return "literal"
+	}
+	return fmt.Sprintf("instr(%d)", uint8(k))
+}
+
+// Instr is one step of rebuilding a file from its basis.
+type Instr struct {
+	Kind InstrKind
+	// Block and Count give the run of basis blocks a Copy copies.
+	Block, Count int64
+	// Data holds a Literal's bytes (at most MaxLiteral). The slice passed
+	// to an emit function is only valid during the call.
+	Data []byte
+}
+
+// matcher indexes a signature's blocks by weak checksum.
+type matcher struct {
+	sig *Sig
+	// filter has one bit per slot of a hash of the weak checksum, so that
+	// most windows that match no block are rejected without a map lookup.
+	filter []uint64
+	shift  uint
+	// first maps a weak checksum to the first block carrying it; next
+	// chains the others.
+	first map[uint32]int32
+	next  []int32
+}
+
+// slot spreads a weak checksum over the filter.
+func (m *matcher) slot(w uint32) uint32 { return (w * 0x9E3779B1) >> m.shift }
+
+func newMatcher(sig *Sig) *matcher {
+	n := len(sig.Blocks)
+	bits := uint(16)
+	for (1<<bits) < 16*n && bits < 30 {
+		bits++
+	}
+	m := &matcher{
+		sig:    sig,
+		filter: make([]uint64, (1<<bits)/64),
+		shift:  32 - bits,
+		first:  make(map[uint32]int32, n),
+		next:   make([]int32, n),
+	}
+	// Chain in reverse so that lookups find the lowest index first.
+	for i := n - 1; i >= 0; i-- {
+		w := sig.Blocks[i].Weak
+		s := m.slot(w)
+		m.filter[s/64] |= 1 << (s % 64)
+		if j, ok := m.first[w]; ok {
+			m.next[i] = j
+		} else {
+			m.next[i] = -1
+		}
+		m.first[w] = int32(i)
+	}
+	return m
+}
+
+// find returns the index of a block of length len(win) whose weak checksum
+// is w and whose strong hash matches win, preferring block want (the one
+// after the previous match, so that runs merge); -1 if none.
+func (m *matcher) find(w uint32, win []byte, want int64) int64 {
+	s := m.slot(w)
+	if m.filter[s/64]&(1<<(s%64)) == 0 {
+		return -1
+	}
+	blocks := m.sig.Blocks
+	var h [StrongSize]byte
+	hashed := false
+	if want >= 0 && want < int64(len(blocks)) && blocks[want].Weak == w && m.blockLen(want) == len(win) {
+		h, hashed = strong(win), true
+		if blocks[want].Strong == h {
+			return want
+		}
+	}
+	i, ok := m.first[w]
+	if !ok {
+		return -1
+	}
+	for ; i >= 0; i = m.next[i] {
+		if m.blockLen(int64(i)) != len(win) {
+			continue
+		}
+		if !hashed {
+			h, hashed = strong(win), true
+		}
+		if blocks[i].Strong == h {
+			return int64(i)
+		}
+	}
+	return -1
+}
+
+// blockLen returns the length of block i of the basis.
+func (m *matcher) blockLen(i int64) int {
+	off := i * int64(m.sig.BlockSize)
+	return int(min(int64(m.sig.BlockSize), m.sig.Size-off))
+}
+
+// emitter merges adjacent copies before handing instructions on.
+type emitter struct {
+	emit    func(Instr) error
+	pending Instr // a Copy not yet emitted (Count 0: none)
+}
+
+func (e *emitter) copy(block int64) error {
+	if e.pending.Count > 0 && e.pending.Block+e.pending.Count == block {
+		e.pending.Count++
+		return nil
+	}
+	if err := e.flush(); err != nil {
+		return err
+	}
+	e.pending = Instr{Kind: Copy, Block: block, Count: 1}
+	return nil
+}
+
+func (e *emitter) literal(p []byte) error {
+	if len(p) == 0 {
+		return nil
+	}
+	if err := e.flush(); err != nil {
+		return err
+	}
+	for len(p) > 0 {
+		n := min(len(p), MaxLiteral)
+		if err := e.emit(Instr{Kind: Literal, Data: p[:n]}); err != nil {
+			return err
+		}
+		p = p[n:]
+	}
+	return nil
+}
+
+func (e *emitter) flush() error {
+	if e.pending.Count == 0 {
+		return nil
+	}
+	in := e.pending
+	e.pending = Instr{}
+	return e.emit(in)
+}
+
+// Delta reads the new version of a file from newFile and calls emit with
+// the instructions that rebuild it from the basis sig describes: Copy
+// instructions (adjacent blocks merged into one) and Literal ones of at
+// most MaxLiteral bytes. It reads newFile once, front to back, holding at
+// most MaxLiteral plus two blocks of it; an error from emit stops it and is
+// returned as it is.
+func Delta(sig *Sig, newFile io.Reader, emit func(Instr) error) error {
+	if err := sig.check(); err != nil {
+		return err
+	}
+	e := &emitter{emit: emit}
+	bs := sig.BlockSize
+	if len(sig.Blocks) == 0 {
+		// Nothing to match against: the whole file is literal.
+		buf := make([]byte, MaxLiteral)
+		for {
+			n, err := io.ReadFull(newFile, buf)
+			if lerr := e.literal(buf[:n]); lerr != nil {
+				return lerr
+			}
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("delta: read new file: %w", err)
+			}
+		}
+	}
+	m := newMatcher(sig)
+	lastLen := m.blockLen(int64(len(sig.Blocks) - 1))
+
+	// buf[lit:pos] is literal data not yet emitted, buf[pos:pos+bs] the
+	// window, buf[:end] what has been read.
+	buf := make([]byte, MaxLiteral+2*bs)
+	var lit, pos, end int
+	eof := false
+	fill := func() error {
+		if lit > 0 {
+			copy(buf, buf[lit:end])
+			pos -= lit
+			end -= lit
+			lit = 0
+		}
+		for !eof && end < len(buf) {
+			n, err := newFile.Read(buf[end:])
+			end += n
+			if err == io.EOF {
+				eof = true
+			} else if err != nil {
+				return fmt.Errorf("delta: read new file: %w", err)
+			}
+			if n == 0 && err == nil {
+				continue
+			}
+			if end-pos >= bs {
+				break
+			}
+		}
+		return nil
+	}
+
+	var a, b uint32 // weak sums of buf[pos:pos+bs], valid when fresh is false
+	fresh := true
+	want := int64(-1)
+	for {
+		if end-pos < bs {
+			if !eof {
+				if err := fill(); err != nil {
+					return err
+				}
+				continue
+			}
+			break
+		}
+		if fresh {
+			a, b = weakSums(buf[pos : pos+bs])
+			fresh = false
+		}
+		w := a&0xffff | b<<16
+		if i := m.find(w, buf[pos:pos+bs], want); i >= 0 {
+			if err := e.literal(buf[lit:pos]); err != nil {
+				return err
+			}
+			if err := e.copy(i); err != nil {
+				return err
+			}
+			pos += bs
+			lit = pos
+			want = i + 1
+			fresh = true
+			continue
+		}
+		// Roll the window one byte.
+		out := uint32(buf[pos])
+		if pos+bs < end {
+			in := uint32(buf[pos+bs])
+			a += in - out
+			b += a - uint32(bs)*out
+		} else {
+			fresh = true
+		}
+		pos++
+		if pos-lit >= MaxLiteral {
+			if err := e.literal(buf[lit:pos]); err != nil {
+				return err
+			}
+			lit = pos
+		}
+		if pos+bs > end {
+			// The next window needs bytes not read yet; fill recomputes
+			// the sums because it may move the buffer.
+			fresh = true
+		}
+	}
+	// Fewer than bs bytes are left: they may still match the short last
+	// block of the basis.
+	if lastLen < bs && end-pos >= lastLen {
+		tail := buf[end-lastLen : end]
+		if i := m.find(Weak(tail), tail, int64(len(sig.Blocks)-1)); i >= 0 {
+			if err := e.literal(buf[lit : end-lastLen]); err != nil {
+				return err
+			}
+			if err := e.copy(i); err != nil {
+				return err
+			}
+			return e.flush()
+		}
+	}
+	if err := e.literal(buf[lit:end]); err != nil {
+		return err
+	}
+	return e.flush()
+}
+
+// check verifies that s is self-consistent.
+func (s *Sig) check() error {
+	if s == nil {
+		return errors.New("delta: nil signature")
+	}
+	if s.BlockSize < MinBlockSize || s.BlockSize > MaxBlockSize {
+		return fmt.Errorf("delta: signature block size %d outside [%d, %d]", s.BlockSize, MinBlockSize, MaxBlockSize)
+	}
+	if s.Size < 0 || int64(len(s.Blocks)) != numBlocks(s.Size, s.BlockSize) {
+		return fmt.Errorf("delta: signature has %d blocks for %d bytes of %d-byte blocks", len(s.Blocks), s.Size, s.BlockSize)
+	}
+	return nil
+}

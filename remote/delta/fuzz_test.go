@@ -1,0 +1,128 @@
+package delta
+
+import (
+	"bytes"
+	"encoding/binary"
+	"testing"
+)
+
+// FuzzDecodeSig feeds arbitrary bytes to the signature decoder: it must
+// return a valid signature or an error, never panic or over-allocate.
+func FuzzDecodeSig(f *testing.F) {
+	base := bytes.Repeat([]byte("0123456789"), 700)
+	sig, err := Signature(bytes.NewReader(base), int64(len(base)))
+	if err != nil {
+		f.Fatal(err)
+	}
+	var enc bytes.Buffer
+	if err := sig.Encode(&enc); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(enc.Bytes(), int64(len(base)))
+	f.Add(enc.Bytes()[:30], int64(len(base)))
+	f.Add([]byte{0, 0, 0, 1, 0x80}, int64(0))
+	f.Fuzz(func(t *testing.T, data []byte, size int64) {
+		s, err := DecodeSig(bytes.NewReader(data), size)
+		if err != nil {
+			return
+		}
+		if err := s.check(); err != nil {
+			t.Fatalf("DecodeSig returned an inconsistent signature: %v", err)
+		}
+		if s.Size != size {
+			t.Fatalf("DecodeSig returned a signature of %d bytes for %d", s.Size, size)
+		}
+	})
+}
+
+// FuzzDeltaInstrs feeds arbitrary encoded instruction streams to
+// ApplyStream against a fixed basis: it must rebuild something or refuse,
+// never read outside the basis or panic.
+func FuzzDeltaInstrs(f *testing.F) {
+	basis := bytes.Repeat([]byte("abcdefghijklmnopqrstuvwxyz"), 400)
+	sig, err := Signature(bytes.NewReader(basis), int64(len(basis)))
+	if err != nil {
+		f.Fatal(err)
+	}
+	var enc bytes.Buffer
+	nw := append(bytes.Clone(basis[:5000]), "inserted"...)
+	nw = append(nw, basis[5000:]...)
+	if err := WriteDelta(&enc, sig, bytes.NewReader(nw)); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(enc.Bytes())
+	f.Add(enc.Bytes()[:enc.Len()/2])
+	// A hand-made stream copying a block far out of range.
+	var hostile bytes.Buffer
+	iw := newItemWriter(&hostile)
+	_ = iw.write(streamHeader{Magic: instrMagic, Version: encodingVersion, BlockSize: MinBlockSize, Size: int64(len(basis))})
+	_ = iw.write(instrItem{Kind: uint8(Copy), A: 1 << 40, B: 1})
+	f.Add(hostile.Bytes())
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var out countWriter
+		err := ApplyStream(strictReaderAt{basis}, bytes.NewReader(data), &out)
+		if err != nil {
+			return
+		}
+		d, _ := DecodeInstrs(bytes.NewReader(data))
+		for {
+			if _, err := d.Next(); err != nil {
+				break
+			}
+		}
+		if out.n != d.Size() {
+			t.Fatalf("ApplyStream succeeded with %d bytes, stream announced %d", out.n, d.Size())
+		}
+	})
+}
+
+// FuzzDelta checks the round trip on arbitrary old and new files: the
+// rebuilt file must equal the new one.
+func FuzzDelta(f *testing.F) {
+	f.Add([]byte("hello world"), []byte("hello there world"), uint16(0))
+	f.Add(bytes.Repeat([]byte{1, 2, 3}, 3000), bytes.Repeat([]byte{1, 2, 3, 4}, 3000), uint16(7))
+	f.Fuzz(func(t *testing.T, old, seed []byte, rep uint16) {
+		// Build the new file from pieces of the old one and the seed, so
+		// that matches happen.
+		var nw []byte
+		for i := 0; i < int(rep%8)+1; i++ {
+			nw = append(nw, seed...)
+			if len(old) > 0 {
+				nw = append(nw, old[(i*len(old))/8:]...)
+			}
+		}
+		if len(nw) > 1<<20 {
+			nw = nw[:1<<20]
+		}
+		sig, err := Signature(bytes.NewReader(old), int64(len(old)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var enc, out bytes.Buffer
+		if err := WriteDelta(&enc, sig, bytes.NewReader(nw)); err != nil {
+			t.Fatal(err)
+		}
+		if err := ApplyStream(bytes.NewReader(old), &enc, &out); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(out.Bytes(), nw) {
+			t.Fatal("rebuilt file differs from the new one")
+		}
+	})
+}
+
+// strictReaderAt fails the test harness loudly (panics) on a read outside
+// its data, which Apply must never attempt.
+type strictReaderAt struct{ b []byte }
+
+func (s strictReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 || off+int64(len(p)) > int64(len(s.b)) {
+		panic("read outside the basis at " + string(binary.BigEndian.AppendUint64(nil, uint64(off))))
+	}
+	return copy(p, s.b[off:]), nil
+}
+
+type countWriter struct{ n int64 }
+
+func (w *countWriter) Write(p []byte) (int, error) { w.n += int64(len(p)); return len(p), nil }
+

@@ -1,0 +1,143 @@
+package delta
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+
+	"github.com/zeebo/blake3"
+
+	"github.com/concord-sync/concord/archive/state"
+)
+
+// Block sizes and hash widths.
+const (
+	// MinBlockSize is the smallest block a signature uses: below it the
+	// per-block overhead (20 bytes of signature, an instruction per block)
+	// outweighs what a match saves.
+	MinBlockSize = 2 << 10
+	// MaxBlockSize is the largest block a signature uses, so that one
+	// changed byte never costs more than 128 KiB of literal data.
+	MaxBlockSize = 128 << 10
+	// StrongSize is how many bytes of each block's BLAKE3-256 hash the
+	// signature keeps. 128 bits make an accidental collision between two
+	// blocks of a file practically impossible; the receiver also checks the
+	// BLAKE3 of the whole rebuilt file before installing it.
+	StrongSize = 16
+)
+
+// BlockSize returns the block size a signature of a file of size bytes
+// uses: the square root of the size, rounded up to a multiple of 64, and
+// clamped to [MinBlockSize, MaxBlockSize]. With it a file of n bytes has
+// about sqrt(n) blocks, balancing the signature's size against the literal
+// bytes one change costs, as rsync does.
+func BlockSize(size int64) int {
+	if size <= 0 {
+		return MinBlockSize
+	}
+	b := int64(math.Sqrt(float64(size)))
+	b = (b + 63) &^ 63
+	return int(min(max(b, MinBlockSize), MaxBlockSize))
+}
+
+// Block is the signature of one block of the basis file.
+type Block struct {
+	// Weak is the rolling checksum of the block (see Weak).
+	Weak uint32
+	// Strong is the block's BLAKE3-256 hash truncated to StrongSize bytes.
+	Strong [StrongSize]byte
+}
+
+// Sig is the signature of a basis file: its size, the block size, and one
+// Block per block (the last one may be shorter than BlockSize).
+type Sig struct {
+	BlockSize int
+	Size      int64
+	Blocks    []Block
+}
+
+// Header returns the layout of the basis described by s, which is what
+// Apply needs to serve Copy instructions.
+func (s *Sig) Header() Header {
+	return Header{BlockSize: s.BlockSize, BasisSize: s.Size}
+}
+
+// numBlocks returns how many blocks a basis of size bytes has with blocks
+// of bs bytes.
+func numBlocks(size int64, bs int) int64 {
+	return (size + int64(bs) - 1) / int64(bs)
+}
+
+// Signer is implemented by endpoints that can compute the signature of a
+// file they hold, so that the engine can send a delta to them. The local
+// endpoint implements it by reading the file; the wire client forwards the
+// request to its peer.
+type Signer interface {
+	// Signature returns the signature of the file at path, which must
+	// match expect (by stat data); otherwise it returns an error wrapping
+	// remote.ErrChanged.
+	Signature(ctx context.Context, path string, expect *state.Entry) (*Sig, error)
+}
+
+// Weak returns rsync's weak checksum of p: with a the sum of the bytes and
+// b the sum of the running values of a, both taken modulo 2^16, the result
+// is a | b<<16. It can be rolled one byte at a time (see roll).
+func Weak(p []byte) uint32 {
+	a, b := weakSums(p)
+	return a&0xffff | b<<16
+}
+
+// weakSums returns the two running sums of Weak, before masking.
+func weakSums(p []byte) (a, b uint32) {
+	// Four bytes per step: b gains 4a plus the bytes weighted 4,3,2,1.
+	for len(p) >= 4 {
+		c0, c1, c2, c3 := uint32(p[0]), uint32(p[1]), uint32(p[2]), uint32(p[3])
+		b += 4*a + 4*c0 + 3*c1 + 2*c2 + c3
+		a += c0 + c1 + c2 + c3
+		p = p[4:]
+	}
+	for _, c := range p {
+		a += uint32(c)
+		b += a
+	}
+	return a, b
+}
+
+// strong returns the truncated BLAKE3 hash of p.
+func strong(p []byte) (s [StrongSize]byte) {
+	sum := blake3.Sum256(p)
+	copy(s[:], sum[:StrongSize])
+	return s
+}
+
+// Signature reads the basis file from r, which must deliver exactly size
+// bytes, and returns its signature.
+func Signature(r io.Reader, size int64) (*Sig, error) {
+	if size < 0 {
+		return nil, fmt.Errorf("signature: negative size %d", size)
+	}
+	bs := BlockSize(size)
+	n := numBlocks(size, bs)
+	s := &Sig{BlockSize: bs, Size: size, Blocks: make([]Block, 0, n)}
+	buf := make([]byte, bs)
+	for left := size; left > 0; {
+		p := buf[:min(left, int64(bs))]
+		if _, err := io.ReadFull(r, p); err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				return nil, fmt.Errorf("signature: file is shorter than its %d bytes (changed while read?): %w", size, io.ErrUnexpectedEOF)
+			}
+			return nil, fmt.Errorf("signature: %w", err)
+		}
+		s.Blocks = append(s.Blocks, Block{Weak: Weak(p), Strong: strong(p)})
+		left -= int64(len(p))
+	}
+	var one [1]byte
+	if k, err := r.Read(one[:]); k > 0 {
+		return nil, fmt.Errorf("signature: file is longer than its %d bytes (changed while read?)", size)
+	} else if err != nil && err != io.EOF {
+		return nil, fmt.Errorf("signature: %w", err)
+	}
+	return s, nil
+}
