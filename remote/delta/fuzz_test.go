@@ -125,4 +125,3 @@ func (s strictReaderAt) ReadAt(p []byte, off int64) (int, error) {
 type countWriter struct{ n int64 }
 
 func (w *countWriter) Write(p []byte) (int, error) { w.n += int64(len(p)); return len(p), nil }
-
