@@ -54,7 +54,9 @@ import (
 //     whole subtree: every input path below it goes into that item's Sub and
 //     gets no item of its own. Deleting or replacing such a directory while
 //     the other side changed something below it is a Conflict on the
-//     directory, with those changes in Sub.
+//     directory, with those changes in Sub. A path below that the other side
+//     only touched (a new time) or deleted as well does not count: the
+//     deletion loses nothing anyone made.
 //
 //  9. The options act after the table, in this order: --force sends every
 //     difference from its side, conflicts and deletions included; --prefer
@@ -177,12 +179,14 @@ func classify(p Path, sub []Path) (Action, string, bool) {
 }
 
 // changedBelow returns "changed below on side s (N paths)" when some path of
-// sub changed on side s (in the sense of state.Changed; a touched time alone
-// does not hold back the deletion of its directory), or "" otherwise.
+// sub changed on side s, or "" otherwise. sub lies below a directory that
+// the other side deleted or replaced, so a path counts when side s changed
+// it (state.Changed) to something that exists: a touched time alone does not
+// hold back the deletion, and neither does a path that side s deleted too.
 func changedBelow(s Side, sub []Path) string {
 	n := 0
 	for _, d := range sub {
-		if state.Changed(d.Base, sideState(d, s)) {
+		if cur := sideState(d, s); cur != nil && state.Changed(d.Base, cur) {
 			n++
 		}
 	}
@@ -216,6 +220,12 @@ func conflictReason(b, o, t *state.Entry) string {
 		return "both sides modified"
 	case v1 == "permissions changed":
 		return fmt.Sprintf("permissions changed on both sides (%04o→%04o on side 1, %04o→%04o on side 2)", perm(b), perm(o), perm(b), perm(t))
+	case v1 == "kind changed" && o.Kind == t.Kind:
+		what := "contents"
+		if state.SameContent(o, t) {
+			what = "permissions"
+		}
+		return fmt.Sprintf("kind changed on both sides (%s→%s), to different %s", b.Kind, o.Kind, what)
 	case v1 == "kind changed":
 		return fmt.Sprintf("kind changed on both sides (%s→%s on side 1, %s→%s on side 2)", b.Kind, o.Kind, b.Kind, t.Kind)
 	}

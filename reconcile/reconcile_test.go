@@ -153,8 +153,16 @@ var reconcileTests = []struct {
 			at("d/same", f0, f0, nil),
 		},
 		want: []want{
-			{path: "d", action: Conflict, reason: "deleted on side 2, changed below on side 1 (2 paths)", sub: []string{"d/new", "d/old", "d/same"}},
+			{path: "d", action: Conflict, reason: "deleted on side 2, changed below on side 1 (1 path)", sub: []string{"d/new", "d/old", "d/same"}},
 		},
+	},
+	{
+		name: "directory deleted on side 1, a file inside deleted on side 2",
+		in: []Path{
+			at("d", d0, nil, d0),
+			at("d/f", f0, nil, nil),
+		},
+		want: []want{{path: "d", action: OneToTwo, sub: []string{"d/f"}}},
 	},
 	{
 		name: "no ancestor, exists on side 1 only",
@@ -234,6 +242,16 @@ var reconcileTests = []struct {
 		name: "kind changed differently on both sides",
 		in:   []Path{at("a", f0, d0, l0)},
 		want: []want{{path: "a", action: Conflict, reason: "kind changed on both sides (file→dir on side 1, file→symlink on side 2)"}},
+	},
+	{
+		name: "directory replaced by files on both sides, different contents",
+		in:   []Path{at("d", d0, f1, f2)},
+		want: []want{{path: "d", action: Conflict, reason: "kind changed on both sides (dir→file), to different contents"}},
+	},
+	{
+		name: "directory replaced by files on both sides, different permissions",
+		in:   []Path{at("d", d0, f1, file(2, 0o600, 200))},
+		want: []want{{path: "d", action: Conflict, reason: "kind changed on both sides (dir→file), to different permissions"}},
 	},
 	{
 		name: "both sides created the same file with the same contents",
