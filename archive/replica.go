@@ -1,0 +1,82 @@
+package archive
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/zeebo/blake3"
+)
+
+// StateDir returns the directory holding archives on this host:
+// $XDG_STATE_HOME/concord, by default ~/.local/state/concord.
+func StateDir() (string, error) {
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" && filepath.IsAbs(d) {
+		return filepath.Join(d, "concord"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("find the state directory: set HOME or XDG_STATE_HOME: %w", err)
+	}
+	return filepath.Join(home, ".local", "state", "concord"), nil
+}
+
+func shortHash(s string) string {
+	h := blake3.Sum256([]byte(s))
+	return hex.EncodeToString(h[:10])
+}
+
+// ReplicaID returns the identity of the replica rooted at root (an absolute,
+// symlink-resolved path) on this host, creating and storing a random one the
+// first time unless create is false (then a missing identity returns "").
+func ReplicaID(stateDir, root string, create bool) (string, error) {
+	file := filepath.Join(stateDir, "replicas", shortHash(root))
+	b, err := os.ReadFile(file)
+	if err == nil {
+		id, rest, _ := strings.Cut(string(b), "\n")
+		if len(id) == 32 && strings.TrimSpace(rest) == root {
+			return id, nil
+		}
+		if strings.TrimSpace(rest) != root && len(id) == 32 {
+			return "", fmt.Errorf("replica file %s names root %q, not %q: remove it", file, strings.TrimSpace(rest), root)
+		}
+		return "", fmt.Errorf("replica file %s is damaged: remove it (the next run is then a first sync, which never deletes)", file)
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read replica id %s: %w", file, err)
+	}
+	if !create {
+		return "", nil
+	}
+	var raw [16]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", err
+	}
+	id := hex.EncodeToString(raw[:])
+	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+		return "", fmt.Errorf("create state directory %s: %w", filepath.Dir(file), err)
+	}
+	tmp := file + ".tmp"
+	if err := os.WriteFile(tmp, []byte(id+"\n"+root+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write replica id %s: %w", file, err)
+	}
+	if err := os.Rename(tmp, file); err != nil {
+		return "", fmt.Errorf("write replica id %s: %w", file, err)
+	}
+	return id, nil
+}
+
+// ArchivePath returns the file holding replica own's archive for its pairing
+// with replica peer.
+func ArchivePath(stateDir, own, peer string) string {
+	return filepath.Join(stateDir, "ar-"+shortHash(own+"\n"+peer)+".db")
+}
+
+// LockPath returns the lock file for the archive at archivePath.
+func LockPath(archivePath string) string {
+	return strings.TrimSuffix(archivePath, ".db") + ".lock"
+}

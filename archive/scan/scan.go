@@ -1,0 +1,599 @@
+package scan
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"runtime"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/zeebo/blake3"
+	"golang.org/x/sys/unix"
+
+	"github.com/concord-sync/concord/archive/state"
+	"github.com/concord-sync/concord/remote"
+)
+
+// Archive is what the scanner needs from an archive. A nil Archive is an
+// empty one (a first sync).
+type Archive interface {
+	Children(ctx context.Context, dir string) (map[string]*state.Entry, error)
+	CountBelow(ctx context.Context, p string) (int64, error)
+}
+
+// Options tune a scan.
+type Options struct {
+	// Ignore selects paths that are neither reported nor descended into.
+	Ignore *Matcher
+	// Workers is how many directories are read at once (default 8), and
+	// Hashers how many files are hashed at once (default: number of CPUs,
+	// at least 2).
+	Workers, Hashers int
+	// Progress, if set, is called about every 100 ms with running counts.
+	Progress func(remote.ScanProgress)
+	// All reports every path, changed or not (used to list a subtree).
+	All bool
+}
+
+// Result is what a scan found.
+type Result struct {
+	remote.ScanReply
+	// Refresh lists unchanged paths whose stat data (inode, ctime) moved:
+	// the archive may record the new stat data to avoid re-reading them.
+	Refresh []remote.PathEntry
+	// Temps lists concord temporary files found in the tree.
+	Temps []string
+	// All holds every path's current state when Options.All was set.
+	All []remote.PathEntry
+}
+
+type scanner struct {
+	ctx     context.Context
+	root    string
+	sub     string
+	arch    Archive
+	opts    Options
+	entries atomic.Int64
+	hashed  atomic.Int64
+	hbytes  atomic.Int64
+
+	mu     sync.Mutex
+	res    Result
+	errOne error
+
+	dirs   dirQueue
+	hashCh chan hashJob
+	hashWG sync.WaitGroup
+}
+
+type hashJob struct {
+	path  string
+	dirfd int
+	name  string
+	old   *state.Entry
+	done  func()
+}
+
+// Scan walks root (an absolute directory path) below sub ("" for the whole
+// tree) against arch.
+func Scan(ctx context.Context, root, sub string, arch Archive, opts Options) (*Result, error) {
+	if opts.Workers <= 0 {
+		opts.Workers = 8
+	}
+	if opts.Hashers <= 0 {
+		opts.Hashers = max(2, runtime.NumCPU())
+	}
+	s := &scanner{ctx: ctx, root: root, sub: sub, arch: arch, opts: opts}
+	s.hashCh = make(chan hashJob, 256)
+	for i := 0; i < opts.Hashers; i++ {
+		go s.hashWorker()
+	}
+	stopProgress := s.startProgress()
+	s.dirs.init()
+	var components []string
+	if sub != "" {
+		components = splitPath(sub)
+	}
+	if sub == "" {
+		s.dirs.push(dirJob{path: "", components: components})
+	} else {
+		// Scanning a subtree: report its top itself first.
+		if err := s.scanTop(sub); err != nil {
+			close(s.hashCh)
+			stopProgress()
+			return nil, err
+		}
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < opts.Workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				j, ok := s.dirs.pop()
+				if !ok {
+					return
+				}
+				s.scanDir(j)
+				s.dirs.done()
+			}
+		}()
+	}
+	wg.Wait()
+	s.hashWG.Wait()
+	close(s.hashCh)
+	stopProgress()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if s.errOne != nil {
+		return nil, s.errOne
+	}
+	r := &s.res
+	r.Entries = s.entries.Load()
+	r.Hashed = s.hashed.Load()
+	r.HashedBytes = s.hbytes.Load()
+	sort.Slice(r.Changes, func(i, j int) bool { return state.ComparePaths(r.Changes[i].Path, r.Changes[j].Path) < 0 })
+	sort.Slice(r.Skipped, func(i, j int) bool { return state.ComparePaths(r.Skipped[i].Path, r.Skipped[j].Path) < 0 })
+	sort.Slice(r.All, func(i, j int) bool { return state.ComparePaths(r.All[i].Path, r.All[j].Path) < 0 })
+	return r, nil
+}
+
+func (s *scanner) startProgress() func() {
+	if s.opts.Progress == nil {
+		return func() {}
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				s.opts.Progress(s.progress())
+				return
+			case <-t.C:
+				s.opts.Progress(s.progress())
+			}
+		}
+	}()
+	return func() { close(stop); <-done }
+}
+
+func (s *scanner) progress() remote.ScanProgress {
+	return remote.ScanProgress{Entries: s.entries.Load(), Hashed: s.hashed.Load(), HashedBytes: s.hbytes.Load()}
+}
+
+func splitPath(p string) []string {
+	var out []string
+	for p != "" {
+		i := 0
+		for i < len(p) && p[i] != '/' {
+			i++
+		}
+		out = append(out, p[:i])
+		if i == len(p) {
+			break
+		}
+		p = p[i+1:]
+	}
+	return out
+}
+
+func (s *scanner) fatal(err error) {
+	s.mu.Lock()
+	if s.errOne == nil {
+		s.errOne = err
+	}
+	s.mu.Unlock()
+}
+
+func (s *scanner) problem(p string, err error, warning bool) {
+	s.mu.Lock()
+	s.res.Skipped = append(s.res.Skipped, remote.Problem{Path: p, Err: err.Error(), Warning: warning})
+	s.mu.Unlock()
+}
+
+func (s *scanner) change(c remote.Change) {
+	if c.Old != nil && c.Old.Kind == state.Dir && (c.New == nil || c.New.Kind != state.Dir) && s.arch != nil {
+		n, err := s.arch.CountBelow(s.ctx, c.Path)
+		if err != nil {
+			s.fatal(err)
+			return
+		}
+		c.Below = n
+	}
+	s.mu.Lock()
+	s.res.Changes = append(s.res.Changes, c)
+	s.mu.Unlock()
+}
+
+func (s *scanner) record(p string, cur, old *state.Entry) {
+	if s.opts.All && cur != nil {
+		s.mu.Lock()
+		s.res.All = append(s.res.All, remote.PathEntry{Path: p, Entry: cur})
+		s.mu.Unlock()
+	}
+	switch {
+	case !state.Equal(old, cur):
+		s.change(remote.Change{Path: p, Old: old, New: cur})
+	case !state.StatSame(old, cur):
+		s.mu.Lock()
+		s.res.Refresh = append(s.res.Refresh, remote.PathEntry{Path: p, Entry: cur})
+		s.mu.Unlock()
+	}
+}
+
+// entryFromStat builds an entry from lstat data (without hash or target).
+func entryFromStat(st *unix.Stat_t) (*state.Entry, bool) {
+	e := &state.Entry{
+		Mode:  st.Mode & state.PermMask,
+		MTime: st.Mtim.Nano(),
+		Ino:   st.Ino,
+		CTime: st.Ctim.Nano(),
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		e.Kind = state.File
+		e.Size = st.Size
+	case unix.S_IFDIR:
+		e.Kind = state.Dir
+	case unix.S_IFLNK:
+		e.Kind = state.Symlink
+		e.Mode = 0
+	default:
+		return nil, false
+	}
+	return e, true
+}
+
+// EntryFromStat builds an entry from lstat data; ok is false for kinds
+// concord does not sync. Files get no hash and symlinks no target.
+func EntryFromStat(st *unix.Stat_t) (*state.Entry, bool) { return entryFromStat(st) }
+
+func kindName(mode uint32) string {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFIFO:
+		return "a FIFO"
+	case unix.S_IFSOCK:
+		return "a socket"
+	case unix.S_IFCHR:
+		return "a character device"
+	case unix.S_IFBLK:
+		return "a block device"
+	}
+	return "a special file"
+}
+
+// scanTop handles the top of a subtree scan.
+func (s *scanner) scanTop(p string) error {
+	parent, err := OpenDir(s.root, state.Parent(p))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	var old map[string]*state.Entry
+	if s.arch != nil {
+		if old, err = s.arch.Children(s.ctx, state.Parent(p)); err != nil {
+			unix.Close(parent)
+			return err
+		}
+	}
+	s.handleName(parent, state.Parent(p), splitPath(state.Parent(p)), state.Base(p), old[state.Base(p)], nil)
+	s.hashWG.Wait()
+	unix.Close(parent)
+	return nil
+}
+
+type dirJob struct {
+	path       string
+	components []string
+}
+
+func (s *scanner) scanDir(j dirJob) {
+	if s.ctx.Err() != nil {
+		return
+	}
+	fd, err := OpenDir(s.root, j.path)
+	if err != nil {
+		if j.path == "" {
+			s.fatal(fmt.Errorf("open root %s: %w", s.root, err))
+			return
+		}
+		// Unreadable: report and leave the subtree alone (never taken
+		// as deleted).
+		s.problem(j.path, fmt.Errorf("cannot read directory: %w", err), false)
+		return
+	}
+	names, err := readNames(fd)
+	if err != nil {
+		unix.Close(fd)
+		s.problem(j.path, fmt.Errorf("cannot list directory: %w", err), false)
+		return
+	}
+	var old map[string]*state.Entry
+	if s.arch != nil {
+		if old, err = s.arch.Children(s.ctx, j.path); err != nil {
+			unix.Close(fd)
+			s.fatal(err)
+			return
+		}
+	}
+	seen := make(map[string]bool, len(names))
+	var pending sync.WaitGroup
+	for _, name := range names {
+		seen[name] = true
+		s.handleName(fd, j.path, j.components, name, old[name], &pending)
+	}
+	// Archived names no longer on disk are deleted.
+	for name, o := range old {
+		if seen[name] {
+			continue
+		}
+		p := state.Join(j.path, name)
+		if s.opts.Ignore.Active() && s.opts.Ignore.Match(append(append([]string(nil), j.components...), name), o.Kind == state.Dir) {
+			continue
+		}
+		s.change(remote.Change{Path: p, Old: o})
+	}
+	// The directory fd must stay open until its files are hashed.
+	go func() {
+		pending.Wait()
+		unix.Close(fd)
+	}()
+}
+
+// handleName examines one name in directory dirPath (open as dirfd).
+func (s *scanner) handleName(dirfd int, dirPath string, components []string, name string, old *state.Entry, pending *sync.WaitGroup) {
+	p := state.Join(dirPath, name)
+	if IsTemp(name) {
+		s.mu.Lock()
+		s.res.Temps = append(s.res.Temps, p)
+		s.mu.Unlock()
+		return
+	}
+	var st unix.Stat_t
+	if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			if old != nil {
+				s.change(remote.Change{Path: p, Old: old})
+			}
+			return
+		}
+		s.problem(p, fmt.Errorf("cannot stat: %w", err), false)
+		return
+	}
+	cur, ok := entryFromStat(&st)
+	if !ok {
+		s.problem(p, fmt.Errorf("skipped: %s is not synchronized", kindName(st.Mode)), true)
+		return
+	}
+	if s.opts.Ignore.Active() {
+		comps := append(append(make([]string, 0, len(components)+1), components...), name)
+		if s.opts.Ignore.Match(comps, cur.Kind == state.Dir) {
+			return
+		}
+	}
+	s.entries.Add(1)
+	switch cur.Kind {
+	case state.Dir:
+		s.record(p, cur, old)
+		comps := make([]string, 0, len(components)+1)
+		comps = append(append(comps, components...), name)
+		// A directory that is new, or was something else, has no archived
+		// children: everything below it is reported as new.
+		s.dirs.push(dirJob{path: p, components: comps})
+	case state.Symlink:
+		target, err := readlinkat(dirfd, name)
+		if err != nil {
+			s.problem(p, fmt.Errorf("cannot read symlink: %w", err), false)
+			return
+		}
+		cur.Target = target
+		cur.Hash = blake3.Sum256([]byte(target))
+		s.record(p, cur, old)
+	case state.File:
+		if old != nil && old.Kind == state.File && state.StatSame(old, cur) {
+			cur.Hash = old.Hash
+			s.record(p, cur, old)
+			return
+		}
+		if pending != nil {
+			pending.Add(1)
+		}
+		s.hashWG.Add(1)
+		s.hashCh <- hashJob{path: p, dirfd: dirfd, name: name, old: old, done: func() {
+			if pending != nil {
+				pending.Done()
+			}
+		}}
+	}
+}
+
+func (s *scanner) hashWorker() {
+	buf := make([]byte, 256<<10)
+	for j := range s.hashCh {
+		s.hashOne(j, buf)
+		j.done()
+		s.hashWG.Done()
+	}
+}
+
+func (s *scanner) hashOne(j hashJob, buf []byte) {
+	for attempt := 0; ; attempt++ {
+		h, st, n, err := HashAt(j.dirfd, j.name, buf)
+		if err != nil && !errors.Is(err, errChanging) {
+			if errors.Is(err, unix.ENOENT) {
+				if j.old != nil {
+					s.change(remote.Change{Path: j.path, Old: j.old})
+				}
+				return
+			}
+			s.problem(j.path, fmt.Errorf("cannot read: %w", err), false)
+			return
+		}
+		s.hashed.Add(1)
+		s.hbytes.Add(n)
+		cur, ok := entryFromStat(st)
+		if !ok || cur.Kind != state.File {
+			s.problem(j.path, fmt.Errorf("changed kind while being scanned"), false)
+			return
+		}
+		if errors.Is(err, errChanging) || cur.Size != n {
+			if attempt < 2 {
+				continue
+			}
+			s.problem(j.path, fmt.Errorf("keeps changing while being read; it will be picked up by the next run"), false)
+			return
+		}
+		cur.Hash = h
+		s.record(j.path, cur, j.old)
+		return
+	}
+}
+
+// HashAt reads the regular file name in dirfd and returns its BLAKE3 hash,
+// its stat data taken after reading, and the number of bytes read. The file
+// is opened without following symlinks and without blocking on FIFOs.
+func HashAt(dirfd int, name string, buf []byte) ([32]byte, *unix.Stat_t, int64, error) {
+	var sum [32]byte
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOATIME, 0)
+	if errors.Is(err, unix.EPERM) {
+		fd, err = unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	}
+	if err != nil {
+		return sum, nil, 0, err
+	}
+	f := os.NewFile(uintptr(fd), name)
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return sum, nil, 0, err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return sum, &st, 0, fmt.Errorf("not a regular file")
+	}
+	before := st
+	h := blake3.New()
+	n, err := io.CopyBuffer(h, f, buf)
+	if err != nil {
+		return sum, nil, n, err
+	}
+	if err := unix.Fstat(fd, &st); err != nil {
+		return sum, nil, n, err
+	}
+	h.Sum(sum[:0])
+	if st.Size != before.Size || st.Mtim != before.Mtim || st.Ctim != before.Ctim || n != st.Size {
+		return sum, &st, n, errChanging
+	}
+	return sum, &st, n, nil
+}
+
+// errChanging reports a file that changed while it was read.
+var errChanging = errors.New("file changed while being read")
+
+func readlinkat(dirfd int, name string) (string, error) {
+	for size := 256; ; size *= 2 {
+		buf := make([]byte, size)
+		n, err := unix.Readlinkat(dirfd, name, buf)
+		if err != nil {
+			return "", err
+		}
+		if n < size {
+			return string(buf[:n]), nil
+		}
+	}
+}
+
+// Readlinkat returns the target of the symlink name in dirfd.
+func Readlinkat(dirfd int, name string) (string, error) { return readlinkat(dirfd, name) }
+
+func readNames(fd int) ([]string, error) {
+	dup, err := unix.Dup(fd)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(dup), "dir")
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// OpenDir opens the directory rel below root without following any symlink
+// on the way (each component is opened with O_NOFOLLOW), so a path can never
+// lead outside the root. It returns a file descriptor to close.
+func OpenDir(root, rel string) (int, error) {
+	fd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, &fs.PathError{Op: "open", Path: root, Err: err}
+	}
+	for _, c := range splitPath(rel) {
+		nfd, err := unix.Openat(fd, c, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		unix.Close(fd)
+		if err != nil {
+			if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
+				return -1, &fs.PathError{Op: "open", Path: rel, Err: fmt.Errorf("%w: a component is a symlink or not a directory", err)}
+			}
+			return -1, &fs.PathError{Op: "open", Path: rel, Err: err}
+		}
+		fd = nfd
+	}
+	return fd, nil
+}
+
+// dirQueue is a LIFO of directories to scan that knows when all work,
+// including work still being discovered, is finished.
+type dirQueue struct {
+	mu      sync.Mutex
+	cond    *sync.Cond
+	jobs    []dirJob
+	working int
+}
+
+func (q *dirQueue) init() { q.cond = sync.NewCond(&q.mu) }
+
+func (q *dirQueue) push(j dirJob) {
+	q.mu.Lock()
+	q.jobs = append(q.jobs, j)
+	q.mu.Unlock()
+	q.cond.Signal()
+}
+
+func (q *dirQueue) pop() (dirJob, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for len(q.jobs) == 0 {
+		if q.working == 0 {
+			q.cond.Broadcast()
+			return dirJob{}, false
+		}
+		q.cond.Wait()
+	}
+	j := q.jobs[len(q.jobs)-1]
+	q.jobs = q.jobs[:len(q.jobs)-1]
+	q.working++
+	return j, true
+}
+
+func (q *dirQueue) done() {
+	q.mu.Lock()
+	q.working--
+	if q.working == 0 && len(q.jobs) == 0 {
+		q.cond.Broadcast()
+	}
+	q.mu.Unlock()
+}

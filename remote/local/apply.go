@@ -1,0 +1,286 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"syscall"
+
+	"github.com/zeebo/blake3"
+	"golang.org/x/sys/unix"
+
+	"github.com/concord-sync/concord/archive/scan"
+	"github.com/concord-sync/concord/archive/state"
+	"github.com/concord-sync/concord/remote"
+)
+
+func hashString(s string) [32]byte { return blake3.Sum256([]byte(s)) }
+
+// Apply carries out one operation on this side.
+func (e *Endpoint) Apply(ctx context.Context, op remote.Op, content io.Reader) (*state.Entry, error) {
+	if e.dryRun {
+		return nil, fmt.Errorf("apply %s: dry run", state.Display(op.Path))
+	}
+	if err := state.ValidatePath(op.Path); err != nil {
+		return nil, fmt.Errorf("%w: %v", remote.ErrUnsafePath, err)
+	}
+	if op.New == nil && op.Kind != remote.OpRemove {
+		return nil, fmt.Errorf("apply %s: no new state given", state.Display(op.Path))
+	}
+	dirfd, err := scan.OpenDir(e.root, state.Parent(op.Path))
+	if err != nil {
+		if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
+			return nil, fmt.Errorf("%w: %s: a parent directory is a symlink or not a directory", remote.ErrUnsafePath, state.Display(op.Path))
+		}
+		if op.Kind == remote.OpRemove && op.Expect == nil {
+			return nil, nil
+		}
+		return nil, changedErr(op.Path, "its parent directory is missing")
+	}
+	defer unix.Close(dirfd)
+	name := state.Base(op.Path)
+	if err := e.recheck(dirfd, op.Path, op.Expect); err != nil {
+		return nil, err
+	}
+	switch op.Kind {
+	case remote.OpPut:
+		return e.put(ctx, dirfd, op, content)
+	case remote.OpMkdir:
+		if err := e.replaceWith(ctx, dirfd, op.Path, op.Expect, func(tmp string) error {
+			return unix.Mkdirat(dirfd, tmp, (op.New.Mode&state.PermMask)|0o700)
+		}); err != nil {
+			return nil, err
+		}
+		return e.installed(dirfd, op.Path, op.New)
+	case remote.OpSymlink:
+		if err := e.replaceWith(ctx, dirfd, op.Path, op.Expect, func(tmp string) error {
+			return unix.Symlinkat(op.New.Target, dirfd, tmp)
+		}); err != nil {
+			return nil, err
+		}
+		return e.installed(dirfd, op.Path, op.New)
+	case remote.OpRemove:
+		if op.Expect == nil {
+			return nil, nil
+		}
+		if err := e.removeChecked(ctx, dirfd, op.Path, op.Expect); err != nil {
+			return nil, err
+		}
+		return nil, nil
+	case remote.OpSetMeta:
+		if op.Expect == nil {
+			return nil, changedErr(op.Path, "it is gone")
+		}
+		if op.Expect.Kind != state.Symlink {
+			if err := unix.Fchmodat(dirfd, name, op.New.Mode&state.PermMask, 0); err != nil {
+				return nil, pathErr("chmod", op.Path, err)
+			}
+		}
+		if op.Expect.Kind == state.File {
+			ts := []unix.Timespec{unix.NsecToTimespec(op.New.MTime), unix.NsecToTimespec(op.New.MTime)}
+			if err := unix.UtimesNanoAt(dirfd, name, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+				return nil, pathErr("set times of", op.Path, err)
+			}
+		}
+		want := op.Expect.Clone()
+		want.Mode = op.New.Mode
+		if want.Kind == state.File {
+			want.MTime = op.New.MTime
+		}
+		return e.installed(dirfd, op.Path, want)
+	}
+	return nil, fmt.Errorf("apply %s: unknown operation %d", state.Display(op.Path), op.Kind)
+}
+
+// recheck verifies that the path is still what the scan saw (guarantee 1).
+func (e *Endpoint) recheck(dirfd int, p string, expect *state.Entry) error {
+	cur, _, err := lstatAt(dirfd, state.Base(p))
+	if err != nil {
+		return pathErr("stat", p, err)
+	}
+	if !matches(expect, cur) {
+		switch {
+		case expect == nil:
+			return changedErr(p, "it appeared after the scan")
+		case cur == nil:
+			return changedErr(p, "it was deleted after the scan")
+		}
+		return changedErr(p, "it was modified after the scan")
+	}
+	return nil
+}
+
+// installed returns the entry now at p with this side's stat data and the
+// hash and target from want.
+func (e *Endpoint) installed(dirfd int, p string, want *state.Entry) (*state.Entry, error) {
+	cur, _, err := lstatAt(dirfd, state.Base(p))
+	if err != nil || cur == nil {
+		if err == nil {
+			err = os.ErrNotExist
+		}
+		return nil, pathErr("stat", p, err)
+	}
+	cur.Hash = want.Hash
+	cur.Target = want.Target
+	if cur.Kind == state.Symlink {
+		cur.Hash = hashString(cur.Target)
+	}
+	return cur, nil
+}
+
+// put writes a file: a temporary file in the destination directory, checked
+// against the expected hash, flushed, then renamed into place.
+func (e *Endpoint) put(ctx context.Context, dirfd int, op remote.Op, content io.Reader) (*state.Entry, error) {
+	name := state.Base(op.Path)
+	tmp := tempName()
+	fd, err := unix.Openat(dirfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return nil, pathErr("create temporary file for", op.Path, err)
+	}
+	f := os.NewFile(uintptr(fd), tmp)
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			unix.Unlinkat(dirfd, tmp, 0)
+		}
+	}()
+	h := blake3.New()
+	w := io.MultiWriter(f, h)
+	var n int64
+	if op.Delta {
+		basis, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return nil, changedErr(op.Path, "the old version for the delta is gone")
+		}
+		bf := os.NewFile(uintptr(basis), name)
+		cw := &countWriter{w: w}
+		err = applyDelta(bf, content, cw)
+		bf.Close()
+		n = cw.n
+		if err != nil {
+			return nil, fmt.Errorf("apply delta to %s: %w", state.Display(op.Path), err)
+		}
+	} else if content != nil {
+		if n, err = io.Copy(w, content); err != nil {
+			return nil, e.writeErr(op.Path, err)
+		}
+	}
+	e.testKill("put")
+	var sum [32]byte
+	h.Sum(sum[:0])
+	if n != op.New.Size || sum != op.New.Hash {
+		return nil, changedErr(op.Path, "the source changed while it was copied")
+	}
+	if err := unix.Fchmod(fd, op.New.Mode&state.PermMask); err != nil {
+		return nil, pathErr("chmod", op.Path, err)
+	}
+	ts := []unix.Timespec{unix.NsecToTimespec(op.New.MTime), unix.NsecToTimespec(op.New.MTime)}
+	if err := unix.UtimesNanoAt(dirfd, tmp, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return nil, pathErr("set times of", op.Path, err)
+	}
+	if err := f.Sync(); err != nil {
+		return nil, e.writeErr(op.Path, err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, e.writeErr(op.Path, err)
+	}
+	// Check again just before replacing: the destination may have been
+	// edited while the contents were in flight.
+	if err := e.recheck(dirfd, op.Path, op.Expect); err != nil {
+		return nil, err
+	}
+	if err := e.clearFor(ctx, dirfd, op.Path, op.Expect); err != nil {
+		return nil, err
+	}
+	if err := unix.Renameat(dirfd, tmp, dirfd, name); err != nil {
+		return nil, pathErr("rename into place", op.Path, err)
+	}
+	ok = true
+	return e.installed(dirfd, op.Path, op.New)
+}
+
+func (e *Endpoint) writeErr(p string, err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return fmt.Errorf("write %s: the disk is full (%w); the old version is intact, free some space and run again", state.Display(p), err)
+	}
+	return pathErr("write", p, err)
+}
+
+// replaceWith creates a new object under a temporary name with create, then
+// moves it into place over what expect describes.
+func (e *Endpoint) replaceWith(ctx context.Context, dirfd int, p string, expect *state.Entry, create func(tmp string) error) error {
+	name := state.Base(p)
+	if expect == nil {
+		if err := create(name); err != nil {
+			if errors.Is(err, unix.EEXIST) {
+				return changedErr(p, "it appeared after the scan")
+			}
+			return pathErr("create", p, err)
+		}
+		return nil
+	}
+	tmp := tempName()
+	if err := create(tmp); err != nil {
+		return pathErr("create", p, err)
+	}
+	if err := e.clearFor(ctx, dirfd, p, expect); err != nil {
+		unix.Unlinkat(dirfd, tmp, unix.AT_REMOVEDIR)
+		unix.Unlinkat(dirfd, tmp, 0)
+		return err
+	}
+	if err := unix.Renameat(dirfd, tmp, dirfd, name); err != nil {
+		return pathErr("rename into place", p, err)
+	}
+	return nil
+}
+
+// clearFor makes room for a new object at p: a directory there is removed
+// (after checking its contents), a file is backed up if asked. Files and
+// symlinks are otherwise replaced by the rename itself.
+func (e *Endpoint) clearFor(ctx context.Context, dirfd int, p string, expect *state.Entry) error {
+	if expect == nil {
+		return nil
+	}
+	if expect.Kind == state.Dir {
+		return e.removeChecked(ctx, dirfd, p, expect)
+	}
+	if expect.Kind == state.File {
+		return e.backupFile(dirfd, p)
+	}
+	return nil
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n += int64(n)
+	return n, err
+}
+
+// testKill kills this process at the Nth operation of the named kind when
+// CONCORD_TEST_KILL_AT=kind:N is set, to test recovery from a crash.
+func (e *Endpoint) testKill(kind string) {
+	spec := os.Getenv("CONCORD_TEST_KILL_AT")
+	if spec == "" {
+		return
+	}
+	var k string
+	var n int64
+	if _, err := fmt.Sscanf(spec, "%4s:%d", &k, &n); err != nil || k != kind {
+		return
+	}
+	e.putMu.Lock()
+	e.putCount++
+	c := e.putCount
+	e.putMu.Unlock()
+	if c == n {
+		syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	}
+}

@@ -1,0 +1,80 @@
+package local
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/concord-sync/concord/archive/scan"
+	"github.com/concord-sync/concord/archive/state"
+)
+
+var tempSeq atomic.Uint64
+
+// tempName returns a fresh temporary file name. It carries the pid so that a
+// later run can tell a dead run's leftovers from a live one's.
+func tempName() string {
+	return fmt.Sprintf("%s%d-%d-%d", scan.TempPrefix, os.Getpid(), tempSeq.Add(1), unixNano()%1e6)
+}
+
+// tempOwnerDead reports whether the temporary file name belongs to a process
+// that no longer runs on this host.
+func tempOwnerDead(name string) bool {
+	rest := name[len(scan.TempPrefix):]
+	i := 0
+	for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
+		i++
+	}
+	pid, err := strconv.Atoi(rest[:i])
+	if err != nil || pid <= 0 {
+		return true
+	}
+	if pid == os.Getpid() {
+		return false
+	}
+	err = syscall.Kill(pid, 0)
+	return errors.Is(err, syscall.ESRCH)
+}
+
+// lstatAt returns the entry at name in dirfd (nil if absent), without hash
+// or target.
+func lstatAt(dirfd int, name string) (*state.Entry, *unix.Stat_t, error) {
+	var st unix.Stat_t
+	if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return nil, nil, nil
+		}
+		return nil, nil, err
+	}
+	e, ok := scan.EntryFromStat(&st)
+	if !ok {
+		return nil, &st, fmt.Errorf("is a special file (FIFO, socket or device)")
+	}
+	return e, &st, nil
+}
+
+// matches reports whether cur (fresh lstat data) is still what expect
+// describes. Directories match by kind (their contents are checked one by
+// one when they are removed); files and symlinks by full stat data.
+func matches(expect, cur *state.Entry) bool {
+	if expect == nil || cur == nil {
+		return expect == nil && cur == nil
+	}
+	if expect.Kind != cur.Kind {
+		return false
+	}
+	if cur.Kind == state.Dir {
+		return true
+	}
+	return state.StatSame(expect, cur)
+}
+
+func pathErr(op, p string, err error) error {
+	return &fs.PathError{Op: op, Path: state.Display(p), Err: err}
+}

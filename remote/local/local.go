@@ -1,0 +1,431 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/concord-sync/concord/archive"
+	"github.com/concord-sync/concord/archive/scan"
+	"github.com/concord-sync/concord/archive/state"
+	"github.com/concord-sync/concord/remote"
+)
+
+// Protocol is the endpoint protocol version this build speaks.
+const Protocol = 1
+
+// Options configure a local endpoint.
+type Options struct {
+	// StateDir holds archives, locks and replica ids (default
+	// archive.StateDir()).
+	StateDir string
+	// Version is the concord version, reported by Hello.
+	Version string
+}
+
+// Endpoint is a root on this machine.
+type Endpoint struct {
+	rootArg  string
+	root     string
+	opts     Options
+	id       string
+	db       *archive.DB
+	lock     *archive.Lock
+	ignore   *scan.Matcher
+	patterns []string
+	dryRun   bool
+	backup   string // absolute backup directory, or ""
+	maxBack  int
+	backRel  string // backup directory relative to the root when inside it
+	scanMu   sync.Mutex
+	scanned  map[string]*state.Entry // the last scan's changes: path → new state
+	closeMu  sync.Mutex
+	closed   bool
+	putCount int64
+	putMu    sync.Mutex
+}
+
+// New returns an endpoint for the local directory root.
+func New(root string, opts Options) *Endpoint {
+	return &Endpoint{rootArg: root, opts: opts}
+}
+
+// Root returns the resolved absolute root (after Hello).
+func (e *Endpoint) Root() string { return e.root }
+
+// Archive returns the open archive (nil before Open or in a dry run
+// without an archive). The engine keeps run history in it.
+func (e *Endpoint) Archive() *archive.DB { return e.db }
+
+func fatalf(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{remote.ErrFatal}, args...)...)
+}
+
+// Hello checks the root and loads or creates the replica identity.
+func (e *Endpoint) Hello(ctx context.Context) (remote.Info, error) {
+	abs, err := filepath.Abs(e.rootArg)
+	if err != nil {
+		return remote.Info{}, fatalf("root %s: %v", e.rootArg, err)
+	}
+	fi, err := os.Stat(abs)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return remote.Info{}, fatalf("root %s does not exist: create it (mkdir -p %s), or check that its disk is mounted", abs, abs)
+	case err != nil:
+		return remote.Info{}, fatalf("root %s: %v", abs, err)
+	case !fi.IsDir():
+		return remote.Info{}, fatalf("root %s is not a directory", abs)
+	}
+	// A root that is itself a symlink is followed once, here.
+	resolved, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return remote.Info{}, fatalf("root %s: %v", abs, err)
+	}
+	e.root = resolved
+	if e.opts.StateDir == "" {
+		if e.opts.StateDir, err = archive.StateDir(); err != nil {
+			return remote.Info{}, fatalf("%v", err)
+		}
+	}
+	if e.id, err = archive.ReplicaID(e.opts.StateDir, e.root, true); err != nil {
+		return remote.Info{}, fatalf("%v", err)
+	}
+	host, _ := os.Hostname()
+	return remote.Info{ReplicaID: e.id, Host: host, Root: e.root, Protocol: Protocol, Version: e.opts.Version}, nil
+}
+
+// PairID names the pair of two replicas, the same on both sides.
+func PairID(a, b string) string {
+	if a > b {
+		a, b = b, a
+	}
+	return a + ":" + b
+}
+
+// Open opens this side's archive for the pair and takes the lock.
+func (e *Endpoint) Open(ctx context.Context, req remote.OpenRequest) (remote.OpenReply, error) {
+	if e.root == "" {
+		return remote.OpenReply{}, fatalf("open before hello")
+	}
+	if req.PeerID == "" || req.PeerID == e.id {
+		return remote.OpenReply{}, fatalf("both roots are the same directory (%s): nothing to synchronize", e.root)
+	}
+	e.dryRun = req.DryRun
+	e.patterns = append([]string(nil), req.Ignore...)
+	if err := e.setBackup(req.BackupDir, req.MaxBackups); err != nil {
+		return remote.OpenReply{}, err
+	}
+	m, err := scan.NewMatcher(e.patterns)
+	if err != nil {
+		return remote.OpenReply{}, fatalf("%v", err)
+	}
+	e.ignore = m
+	path := archive.ArchivePath(e.opts.StateDir, e.id, req.PeerID)
+	reply := remote.OpenReply{Path: path}
+	if !req.DryRun {
+		if err := os.MkdirAll(e.opts.StateDir, 0o700); err != nil {
+			return reply, fatalf("create state directory %s: %v", e.opts.StateDir, err)
+		}
+		l, err := archive.AcquireLock(archive.LockPath(path))
+		if err != nil {
+			if errors.Is(err, archive.ErrLockHeld) {
+				return reply, fmt.Errorf("%w: %w: another run of this pair is in progress: %v", remote.ErrFatal, remote.ErrLocked, err)
+			}
+			return reply, fatalf("%v", err)
+		}
+		e.lock = l
+	}
+	if _, err := os.Stat(path); err == nil || !req.DryRun {
+		db, err := archive.Open(path, req.DryRun)
+		if err != nil {
+			e.lock.Release()
+			return reply, fatalf("%v", err)
+		}
+		e.db = db
+	}
+	if e.db != nil {
+		pair := PairID(e.id, req.PeerID)
+		got, err := e.db.Meta(ctx, "pair")
+		if err != nil {
+			return reply, fatalf("%v", err)
+		}
+		if !req.DryRun && string(got) != pair {
+			if err := e.db.SetMeta(ctx, "pair", []byte(pair)); err != nil {
+				return reply, fatalf("%v", err)
+			}
+			e.db.SetMeta(ctx, "root", []byte(e.root))
+			e.db.SetMeta(ctx, "peer_root", []byte(req.PeerRoot))
+		}
+		reply.PairID = pair
+		reply.Digest = e.db.Digest()
+		reply.Entries = e.db.Count()
+	}
+	return reply, nil
+}
+
+func (e *Endpoint) setBackup(dir string, max int) error {
+	e.backup, e.maxBack, e.backRel = "", max, ""
+	if dir == "" {
+		return nil
+	}
+	if !filepath.IsAbs(dir) {
+		dir = filepath.Join(e.root, dir)
+	}
+	dir = filepath.Clean(dir)
+	if rel, err := filepath.Rel(e.root, dir); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+		if rel == "." {
+			return fatalf("backup directory %s is the root itself: choose a directory inside or outside it", dir)
+		}
+		e.backRel = filepath.ToSlash(rel)
+		// The backup directory is never synchronized.
+		e.patterns = append(e.patterns, "/"+e.backRel+"/")
+	}
+	e.backup = dir
+	return nil
+}
+
+func (e *Endpoint) archiveOrNil() scan.Archive {
+	if e.db == nil {
+		return nil
+	}
+	return e.db
+}
+
+// Scan walks the root against the archive.
+func (e *Endpoint) Scan(ctx context.Context, req remote.ScanRequest, progress func(remote.ScanProgress)) (remote.ScanReply, error) {
+	res, err := scan.Scan(ctx, e.root, "", e.archiveOrNil(), scan.Options{Ignore: e.ignore, Progress: progress})
+	if err != nil {
+		return remote.ScanReply{}, fatalf("scan %s: %v", e.root, err)
+	}
+	scanned := make(map[string]*state.Entry, len(res.Changes))
+	for _, c := range res.Changes {
+		scanned[c.Path] = c.New
+	}
+	e.scanMu.Lock()
+	e.scanned = scanned
+	e.scanMu.Unlock()
+	if !e.dryRun {
+		// Remember the new stat data of unchanged files so they are not
+		// read again next time.
+		if len(res.Refresh) > 0 && e.db != nil {
+			ups := make([]archive.Update, len(res.Refresh))
+			for i, r := range res.Refresh {
+				ups[i] = archive.Update{Path: r.Path, Entry: r.Entry}
+			}
+			if err := e.db.Apply(ctx, ups); err != nil {
+				return remote.ScanReply{}, fatalf("%v", err)
+			}
+		}
+		// Remove temporary files left by runs that died.
+		for _, t := range res.Temps {
+			if !tempOwnerDead(state.Base(t)) {
+				continue
+			}
+			if fd, err := scan.OpenDir(e.root, state.Parent(t)); err == nil {
+				unix.Unlinkat(fd, state.Base(t), 0)
+				unix.Close(fd)
+			}
+		}
+	}
+	return res.ScanReply, nil
+}
+
+// ArchiveList lists every archived entry in path order.
+func (e *Endpoint) ArchiveList(ctx context.Context, fn func(string, *state.Entry) error) error {
+	if e.db == nil {
+		return nil
+	}
+	paths, entries, err := e.db.All(ctx)
+	if err != nil {
+		return fatalf("%v", err)
+	}
+	for i := range paths {
+		if err := fn(paths[i], entries[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Stat returns the current state of each path.
+func (e *Endpoint) Stat(ctx context.Context, paths []string) ([]*state.Entry, error) {
+	out := make([]*state.Entry, len(paths))
+	buf := make([]byte, 256<<10)
+	for i, p := range paths {
+		if err := state.ValidatePath(p); err != nil {
+			return nil, fmt.Errorf("%w: %v", remote.ErrUnsafePath, err)
+		}
+		ent, err := e.current(ctx, p, buf)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = ent
+	}
+	return out, nil
+}
+
+// current returns the state of p now, reading the file only when its stat
+// data differ from the archive.
+func (e *Endpoint) current(ctx context.Context, p string, buf []byte) (*state.Entry, error) {
+	dirfd, err := scan.OpenDir(e.root, state.Parent(p))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP) {
+			return nil, nil
+		}
+		return nil, pathErr("stat", p, err)
+	}
+	defer unix.Close(dirfd)
+	name := state.Base(p)
+	cur, _, err := lstatAt(dirfd, name)
+	if err != nil || cur == nil {
+		if err != nil {
+			return nil, pathErr("stat", p, err)
+		}
+		return nil, nil
+	}
+	switch cur.Kind {
+	case state.Symlink:
+		t, err := scan.Readlinkat(dirfd, name)
+		if err != nil {
+			return nil, pathErr("readlink", p, err)
+		}
+		cur.Target = t
+		cur.Hash = hashString(t)
+	case state.File:
+		if e.db != nil {
+			old, err := e.db.Get(ctx, p)
+			if err != nil {
+				return nil, err
+			}
+			if old != nil && state.StatSame(old, cur) {
+				cur.Hash = old.Hash
+				return cur, nil
+			}
+		}
+		h, st, _, err := scan.HashAt(dirfd, name, buf)
+		if err != nil {
+			return nil, pathErr("read", p, err)
+		}
+		cur, _ = scan.EntryFromStat(st)
+		cur.Hash = h
+	}
+	return cur, nil
+}
+
+// List returns p and everything below it as they are now.
+func (e *Endpoint) List(ctx context.Context, p string) ([]remote.PathEntry, error) {
+	if err := state.ValidatePath(p); err != nil {
+		return nil, fmt.Errorf("%w: %v", remote.ErrUnsafePath, err)
+	}
+	res, err := scan.Scan(ctx, e.root, p, e.archiveOrNil(), scan.Options{Ignore: e.ignore, All: true})
+	if err != nil {
+		return nil, pathErr("list", p, err)
+	}
+	return res.All, nil
+}
+
+// ReadFile opens the file at p, which must still match expect.
+func (e *Endpoint) ReadFile(ctx context.Context, p string, expect *state.Entry) (io.ReadCloser, error) {
+	if err := state.ValidatePath(p); err != nil {
+		return nil, fmt.Errorf("%w: %v", remote.ErrUnsafePath, err)
+	}
+	dirfd, err := scan.OpenDir(e.root, state.Parent(p))
+	if err != nil {
+		return nil, changedErr(p, "its directory is gone or replaced")
+	}
+	defer unix.Close(dirfd)
+	fd, err := unix.Openat(dirfd, state.Base(p), unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ELOOP) {
+			return nil, changedErr(p, "it is gone or was replaced")
+		}
+		return nil, pathErr("open", p, err)
+	}
+	f := os.NewFile(uintptr(fd), state.Base(p))
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		f.Close()
+		return nil, pathErr("stat", p, err)
+	}
+	cur, _ := scan.EntryFromStat(&st)
+	if expect != nil && (cur == nil || !matches(expect, cur)) {
+		f.Close()
+		return nil, changedErr(p, "it was modified after the scan")
+	}
+	return &checkedReader{f: f, path: p, before: st}, nil
+}
+
+// checkedReader reads a file and fails at the end if the file changed while
+// it was being read, so a torn copy is never installed.
+type checkedReader struct {
+	f      *os.File
+	path   string
+	before unix.Stat_t
+}
+
+func (r *checkedReader) Read(b []byte) (int, error) {
+	n, err := r.f.Read(b)
+	if err == io.EOF {
+		var st unix.Stat_t
+		if serr := unix.Fstat(int(r.f.Fd()), &st); serr != nil {
+			return n, pathErr("stat", r.path, serr)
+		}
+		if st.Size != r.before.Size || st.Mtim != r.before.Mtim || st.Ctim != r.before.Ctim {
+			return n, changedErr(r.path, "the source changed while it was read")
+		}
+	}
+	return n, err
+}
+
+func (r *checkedReader) Close() error { return r.f.Close() }
+
+// ReaderAt exposes random access for delta encoding.
+func (r *checkedReader) ReadAt(b []byte, off int64) (int, error) { return r.f.ReadAt(b, off) }
+
+func changedErr(p, why string) error {
+	return fmt.Errorf("%s: %w (%s); it was left alone and will be looked at again next run", state.Display(p), remote.ErrChanged, why)
+}
+
+// Commit records entries in the archive.
+func (e *Endpoint) Commit(ctx context.Context, recs []remote.Record) error {
+	if e.dryRun {
+		return nil
+	}
+	if e.db == nil {
+		return fatalf("commit without an open archive")
+	}
+	ups := make([]archive.Update, len(recs))
+	for i, r := range recs {
+		ups[i] = archive.Update{Path: r.Path, Entry: r.Entry}
+	}
+	return e.db.Apply(ctx, ups)
+}
+
+// Close releases the lock and closes the archive.
+func (e *Endpoint) Close() error {
+	e.closeMu.Lock()
+	defer e.closeMu.Unlock()
+	if e.closed {
+		return nil
+	}
+	e.closed = true
+	var errs []error
+	if e.db != nil {
+		errs = append(errs, e.db.Close())
+	}
+	errs = append(errs, e.lock.Release())
+	return errors.Join(errs...)
+}
+
+// sortEntries sorts path entries in path order.
+func sortEntries(es []remote.PathEntry) {
+	sort.Slice(es, func(i, j int) bool { return state.ComparePaths(es[i].Path, es[j].Path) < 0 })
+}

@@ -1,0 +1,5 @@
+package local
+
+import "time"
+
+func unixNano() int64 { return time.Now().UnixNano() }
