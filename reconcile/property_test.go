@@ -382,8 +382,8 @@ func TestPropertyIdenticalSidesGiveEmptyPlan(t *testing.T) {
 // TestPropertyConverges carries out every item of a plan made without
 // options on copies of both trees, the way the engine does (an item that
 // covers a subtree carries the whole subtree of its source), and checks that
-// every path not held back by a conflict now agrees on both sides, and that
-// a second reconciliation, against an ancestor that records what agrees,
+// every path not held back by a conflict now agrees on both sides and holds
+// the change either side made to it, and that a second reconciliation, against an ancestor that records what agrees,
 // plans nothing but the same conflicts.
 func TestPropertyConverges(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 8))
@@ -425,6 +425,18 @@ func TestPropertyConverges(t *testing.T) {
 			}
 			if e := sides[1][p]; e != nil {
 				newBase[p] = e
+			}
+		}
+		// Nothing a side changed is lost: where it is not held back, a
+		// path changed on a side ends with that side's contents.
+		for _, p := range universe {
+			if heldAbove(held, p) {
+				continue
+			}
+			for _, orig := range []tree{one, two} {
+				if state.Changed(base[p], orig[p]) && state.Changed(orig[p], sides[1][p]) {
+					t.Fatalf("run %d: the change to %q was lost\ninput:\n%s", run, p, dumpInput(in))
+				}
 			}
 		}
 		again := Reconcile(inputFor(r, newBase, sides[1], sides[2]), Options{})
