@@ -495,3 +495,26 @@ func show(e *state.Entry) string {
 	}
 	return fmt.Sprintf("link(%s)", e.Target)
 }
+
+// FuzzReconcile lets the fuzzer choose the random generator's seed, and
+// checks coverage, the per-item invariants and swap symmetry on the case it
+// yields (go test -fuzz=FuzzReconcile ./reconcile/).
+func FuzzReconcile(f *testing.F) {
+	f.Add(uint64(1), uint64(2))
+	f.Add(uint64(0), uint64(0))
+	f.Fuzz(func(t *testing.T, seed1, seed2 uint64) {
+		r := rand.New(rand.NewPCG(seed1, seed2))
+		base, one, two, opts := randomCase(r)
+		in := inputFor(r, base, one, two)
+		plan := Reconcile(in, opts)
+		if err := checkCoverage(in, plan); err != nil {
+			t.Fatalf("%v\ninput:\n%s", err, dumpInput(in))
+		}
+		if err := checkItems(plan, opts); err != nil {
+			t.Fatalf("options %+v: %v\ninput:\n%s", opts, err, dumpInput(in))
+		}
+		if err := mirrored(plan, Reconcile(swapPaths(in), swapOptions(opts))); err != nil {
+			t.Fatalf("options %+v: %v\ninput:\n%s", opts, err, dumpInput(in))
+		}
+	})
+}

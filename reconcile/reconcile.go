@@ -9,7 +9,8 @@ import (
 // This file holds the reconciler: one pure function from the paths that
 // differ (ancestor, side 1, side 2) and the user's options to a plan.
 //
-// The invariants it keeps, each checked by reconcile_test.go:
+// The invariants it keeps, each checked by the tests of this package (the
+// table in reconcile_test.go, the random trees in property_test.go):
 //
 //  1. Reconcile does no I/O and keeps no state: the same input always gives
 //     the same plan. It never writes through the entries it is given; the
@@ -29,7 +30,9 @@ import (
 //
 //  4. Without --force or --prefer, nothing a side changed is deleted or
 //     overwritten: a propagation only ever replaces a state that is
-//     unchanged from the ancestor on its destination. Two different changes
+//     unchanged from the ancestor on its destination, or carries a newer
+//     time onto one that already has the source's contents and permissions,
+//     on the item's path and on every path of its Sub. Two different changes
 //     to the same path make a Conflict, whose Reason says what each side
 //     did. "Changed" is state.Changed: kind, contents, symlink target or
 //     permission bits.
@@ -117,7 +120,7 @@ func decide(p Path, sub []Path, opts Options) (Item, bool) {
 	}
 	// --prefer: settle what is still a conflict.
 	if action == Conflict {
-		if side := preferred(opts.Prefer, p, sub); side != None {
+		if side := preferred(opts.Prefer, p); side != None {
 			it.Resolved = reason
 			action, reason = from(side), ""
 		}
@@ -268,7 +271,7 @@ func phraseOf(s Side, verb, detail string) string {
 
 // preferred returns the side --prefer picks for the conflict on p, or None
 // when it does not settle it.
-func preferred(pr Prefer, p Path, sub []Path) Side {
+func preferred(pr Prefer, p Path) Side {
 	switch pr {
 	case PreferOne:
 		return One
