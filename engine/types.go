@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"context"
+	"log/slog"
 	"time"
 
 	"github.com/concord-sync/concord/reconcile"
@@ -27,6 +29,12 @@ type Config struct {
 	MaxBackups int
 	// Compress asks for zstd compression on remote links.
 	Compress bool
+	// Dial opens the endpoint for a root; nil opens local roots only.
+	Dial func(ctx context.Context, root string) (remote.Endpoint, error)
+	// Log, if set, receives one record per item and per run.
+	Log *slog.Logger
+	// Version is the concord version, recorded in history.
+	Version string
 }
 
 // Phase names where a run stands, for progress displays.

@@ -96,6 +96,7 @@ func (e *Endpoint) Apply(ctx context.Context, op remote.Op, content io.Reader) (
 
 // recheck verifies that the path is still what the scan saw (guarantee 1).
 func (e *Endpoint) recheck(dirfd int, p string, expect *state.Entry) error {
+	expect = e.localView(p, expect)
 	cur, _, err := lstatAt(dirfd, state.Base(p))
 	if err != nil {
 		return pathErr("stat", p, err)
@@ -110,6 +111,25 @@ func (e *Endpoint) recheck(dirfd int, p string, expect *state.Entry) error {
 		return changedErr(p, "it was modified after the scan")
 	}
 	return nil
+}
+
+// localView returns what this side's last scan saw at p when it describes
+// the same state as expect, so that host-local stat data (inode, ctime) are
+// compared with this host's own, whoever built expect; otherwise expect.
+func (e *Endpoint) localView(p string, expect *state.Entry) *state.Entry {
+	if expect == nil {
+		return nil
+	}
+	e.scanMu.Lock()
+	v, scanned := e.scanned[p]
+	e.scanMu.Unlock()
+	if !scanned && e.db != nil {
+		v, _ = e.db.Get(context.Background(), p)
+	}
+	if v != nil && state.Equal(v, expect) {
+		return v
+	}
+	return expect
 }
 
 // installed returns the entry now at p with this side's stat data and the

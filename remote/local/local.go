@@ -356,7 +356,7 @@ func (e *Endpoint) ReadFile(ctx context.Context, p string, expect *state.Entry) 
 		return nil, pathErr("stat", p, err)
 	}
 	cur, _ := scan.EntryFromStat(&st)
-	if expect != nil && (cur == nil || !matches(expect, cur)) {
+	if expect = e.localView(p, expect); expect != nil && (cur == nil || !matches(expect, cur)) {
 		f.Close()
 		return nil, changedErr(p, "it was modified after the scan")
 	}

@@ -1,0 +1,580 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/concord-sync/concord/archive"
+	"github.com/concord-sync/concord/archive/state"
+	"github.com/concord-sync/concord/reconcile"
+	"github.com/concord-sync/concord/remote"
+	"github.com/concord-sync/concord/remote/delta"
+	"github.com/concord-sync/concord/remote/local"
+)
+
+// HookEnv names an environment variable holding a shell command that runs
+// after planning and before anything is changed. Tests use it to edit a file
+// between scan and propagation.
+const HookEnv = "CONCORD_TEST_HOOK_BEFORE_PROPAGATE"
+
+// deltaThreshold is the smallest destination file for which a delta
+// transfer is tried on a remote link.
+const deltaThreshold = 64 << 10
+
+// Signer is implemented by endpoints that can compute the rsync-style
+// signature of a file they hold (the destination of a delta transfer).
+type Signer interface {
+	Signature(ctx context.Context, p string, expect *state.Entry) (*delta.Sig, error)
+}
+
+// DeltaReader is implemented by endpoints that can compute, on their side,
+// the delta of a file they hold against a signature (the source of a delta
+// transfer over a remote link).
+type DeltaReader interface {
+	ReadDelta(ctx context.Context, p string, expect *state.Entry, sig *delta.Sig) (io.ReadCloser, error)
+}
+
+// historian is implemented by endpoints whose archive is on this machine.
+type historian interface{ Archive() *archive.DB }
+
+type executor struct {
+	s        *Session
+	ctx      context.Context
+	progress func(Progress)
+	start    time.Time
+
+	mu       sync.Mutex
+	prog     Progress
+	lastProg time.Time
+	outcomes []Outcome
+	res      *Result
+
+	commitMu  sync.Mutex
+	pending   [3][]remote.Record
+	commitErr error
+
+	jobs    chan func()
+	workers sync.WaitGroup
+	bytes   atomic.Int64
+	// finalDirs holds directories created with extra owner permissions
+	// that get their real mode once everything below them is written.
+	finalDirs []finalDir
+}
+
+type finalDir struct {
+	tr         *tracker
+	side       reconcile.Side
+	path       string
+	want, have *state.Entry
+	src        *state.Entry
+}
+
+// tracker follows the operations of one plan item.
+type tracker struct {
+	it        *reconcile.Item
+	remaining atomic.Int64
+	mu        sync.Mutex
+	err       error
+}
+
+// Execute carries out every item whose Action is OneToTwo or TwoToOne,
+// records what really happened in both archives item by item, and returns
+// the outcome of every item. Conflicts and skipped items are left alone.
+func (s *Session) Execute(ctx context.Context, progress func(Progress)) (*Result, error) {
+	x := &executor{s: s, ctx: ctx, progress: progress, start: time.Now()}
+	x.res = &Result{Start: x.start, Root1: s.cfg.Root1, Root2: s.cfg.Root2, DryRun: s.cfg.DryRun}
+	for i := 1; i <= 2; i++ {
+		x.res.ScanProblems = append(x.res.ScanProblems, s.scan[i].Skipped...)
+	}
+	hist, runID := s.beginHistory(ctx, x.start)
+	if cmd := os.Getenv(HookEnv); cmd != "" && !s.cfg.DryRun {
+		out, err := exec.Command("sh", "-c", cmd).CombinedOutput()
+		if err != nil {
+			return nil, fmt.Errorf("test hook %q: %v: %s", cmd, err, out)
+		}
+	}
+	x.totals()
+	if !s.cfg.DryRun {
+		x.jobs = make(chan func())
+		for i := 0; i < 16; i++ {
+			x.workers.Add(1)
+			go func() {
+				defer x.workers.Done()
+				for j := range x.jobs {
+					j()
+				}
+			}()
+		}
+		stop := x.startCommitter()
+		for i := range s.plan.Items {
+			if ctx.Err() != nil {
+				break
+			}
+			x.item(&s.plan.Items[i])
+		}
+		close(x.jobs)
+		x.workers.Wait()
+		x.finishDirs()
+		stop()
+	} else {
+		for i := range s.plan.Items {
+			it := &s.plan.Items[i]
+			switch it.Action {
+			case reconcile.Record:
+			case reconcile.Conflict, reconcile.Skip:
+				x.outcome(Outcome{Item: it, Status: Skipped, Reason: it.Reason})
+			default:
+				x.outcome(Outcome{Item: it, Status: Skipped, Reason: "dry run"})
+			}
+		}
+	}
+	x.res.End = time.Now()
+	sort.Slice(x.outcomes, func(i, j int) bool {
+		return state.ComparePaths(x.outcomes[i].Item.Path, x.outcomes[j].Item.Path) < 0
+	})
+	x.res.Outcomes = x.outcomes
+	x.res.Bytes = x.bytes.Load()
+	for _, o := range x.outcomes {
+		switch o.Status {
+		case Done:
+			x.res.Propagated++
+		case Skipped:
+			x.res.Skipped++
+		case Failed:
+			x.res.Failed++
+		}
+	}
+	x.report(true)
+	s.finishHistory(ctx, hist, runID, x.res)
+	if x.commitErr != nil {
+		return x.res, fmt.Errorf("record the run in the archives: %w", x.commitErr)
+	}
+	if err := ctx.Err(); err != nil {
+		return x.res, fmt.Errorf("interrupted: %w; what was done is recorded, the next run goes on from there", err)
+	}
+	return x.res, nil
+}
+
+// totals counts files and bytes to move for progress displays.
+func (x *executor) totals() {
+	for i := range x.s.plan.Items {
+		it := &x.s.plan.Items[i]
+		src, dst := it.Source(), it.Dest()
+		if src == nil {
+			continue
+		}
+		if src.Kind == state.File && !(dst != nil && state.SameContent(src, dst)) {
+			x.prog.FilesTotal++
+			x.prog.BytesTotal += src.Size
+		}
+		side := x.srcSide(it)
+		for _, sp := range it.Sub {
+			if e := sideOf(sp, side); e != nil && e.Kind == state.File {
+				x.prog.FilesTotal++
+				x.prog.BytesTotal += e.Size
+			}
+		}
+	}
+}
+
+func sideOf(p reconcile.Path, side reconcile.Side) *state.Entry {
+	if side == reconcile.One {
+		return p.One
+	}
+	return p.Two
+}
+
+func (x *executor) srcSide(it *reconcile.Item) reconcile.Side {
+	if it.Action == reconcile.TwoToOne {
+		return reconcile.Two
+	}
+	return reconcile.One
+}
+
+func (x *executor) outcome(o Outcome) {
+	x.mu.Lock()
+	x.outcomes = append(x.outcomes, o)
+	x.mu.Unlock()
+	if o.Status == Failed {
+		x.mu.Lock()
+		x.prog.Failed = &o
+		x.mu.Unlock()
+		x.report(true)
+	}
+	if l := x.s.cfg.Log; l != nil {
+		attrs := []any{slog.String("path", o.Item.Path), slog.String("action", o.Item.Action.String()), slog.String("status", o.Status.String())}
+		if o.Reason != "" {
+			attrs = append(attrs, slog.String("reason", o.Reason))
+		}
+		if o.Err != nil {
+			attrs = append(attrs, slog.String("error", o.Err.Error()))
+		}
+		level := slog.LevelInfo
+		if o.Status == Failed {
+			level = slog.LevelError
+		}
+		l.Log(x.ctx, level, "item", attrs...)
+	}
+}
+
+// report calls the progress callback, at most every 100 ms unless forced.
+func (x *executor) report(force bool) {
+	if x.progress == nil {
+		return
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	now := time.Now()
+	if !force && now.Sub(x.lastProg) < 100*time.Millisecond {
+		return
+	}
+	x.lastProg = now
+	p := x.prog
+	p.Elapsed = now.Sub(x.start)
+	x.prog.Failed = nil
+	x.progress(p)
+}
+
+func (x *executor) newTracker(it *reconcile.Item) *tracker {
+	t := &tracker{it: it}
+	t.remaining.Store(1) // released by x.dispatched
+	return t
+}
+
+func (x *executor) add(t *tracker) { t.remaining.Add(1) }
+
+// done finishes one operation of t; the last one decides the outcome.
+func (x *executor) done(t *tracker, err error) {
+	if err != nil {
+		t.mu.Lock()
+		if t.err == nil {
+			t.err = err
+		}
+		t.mu.Unlock()
+	}
+	if t.remaining.Add(-1) == 0 {
+		t.mu.Lock()
+		err := t.err
+		t.mu.Unlock()
+		if err != nil {
+			x.outcome(Outcome{Item: t.it, Status: Failed, Err: err})
+		} else {
+			x.outcome(Outcome{Item: t.it, Status: Done})
+		}
+	}
+}
+
+func (x *executor) item(it *reconcile.Item) {
+	switch it.Action {
+	case reconcile.Record:
+		x.commit(1, it.Path, it.One)
+		x.commit(2, it.Path, it.Two)
+		return
+	case reconcile.Conflict, reconcile.Skip:
+		x.outcome(Outcome{Item: it, Status: Skipped, Reason: it.Reason})
+		return
+	}
+	t := x.newTracker(it)
+	S := x.srcSide(it)
+	D := 3 - S
+	src, dst := it.Source(), it.Dest()
+	x.place(t, S, D, it.Path, src, dst)
+	if src != nil && src.Kind == state.Dir && (dst == nil || dst.Kind != state.Dir) {
+		x.subtree(t, S, D, it)
+	}
+	x.done(t, nil)
+}
+
+// place makes path p on side D like src (from side S), replacing dst. A
+// directory is created empty; its contents are placed by subtree.
+func (x *executor) place(t *tracker, S, D reconcile.Side, p string, src, dst *state.Entry) {
+	switch {
+	case src == nil:
+		x.structural(t, S, D, remote.Op{Kind: remote.OpRemove, Path: p, Expect: dst}, nil)
+	case dst != nil && dst.Kind == src.Kind && state.SameContent(src, dst):
+		x.structural(t, S, D, remote.Op{Kind: remote.OpSetMeta, Path: p, Expect: dst, New: src}, src)
+	case src.Kind == state.File:
+		x.add(t)
+		x.jobs <- func() { x.put(t, S, D, p, src, dst) }
+	case src.Kind == state.Symlink:
+		x.structural(t, S, D, remote.Op{Kind: remote.OpSymlink, Path: p, Expect: dst, New: src}, src)
+	case src.Kind == state.Dir:
+		ent, err := x.apply(D, remote.Op{Kind: remote.OpMkdir, Path: p, Expect: dst, New: src})
+		if err != nil {
+			x.add(t)
+			x.done(t, err)
+			return
+		}
+		if ent.Mode&state.PermMask != src.Mode&state.PermMask {
+			x.finalDirs = append(x.finalDirs, finalDir{tr: t, side: D, path: p, want: src, have: ent, src: src})
+			x.add(t)
+			return
+		}
+		x.commit(D, p, ent)
+		x.commit(S, p, src)
+	}
+}
+
+// subtree places everything below a directory that the item creates.
+func (x *executor) subtree(t *tracker, S, D reconcile.Side, it *reconcile.Item) {
+	var entries []remote.PathEntry
+	if it.Base == nil && x.s.agree {
+		// Everything below a directory new on S is new there too: the
+		// scan reported all of it.
+		for _, sp := range it.Sub {
+			if e := sideOf(sp, S); e != nil {
+				entries = append(entries, remote.PathEntry{Path: sp.Path, Entry: e})
+			}
+		}
+	} else {
+		all, err := x.s.ep[S].List(x.ctx, it.Path)
+		if err != nil {
+			x.add(t)
+			x.done(t, err)
+			return
+		}
+		for _, pe := range all {
+			if pe.Path != it.Path {
+				entries = append(entries, pe)
+			}
+		}
+	}
+	for _, pe := range entries {
+		if err := state.ValidatePath(pe.Path); err != nil || !state.IsBelow(pe.Path, it.Path) {
+			x.add(t)
+			x.done(t, fmt.Errorf("%w: %s", remote.ErrUnsafePath, state.Display(pe.Path)))
+			continue
+		}
+		x.place(t, S, D, pe.Path, pe.Entry, nil)
+	}
+}
+
+func (x *executor) apply(D reconcile.Side, op remote.Op) (*state.Entry, error) {
+	return x.s.ep[D].Apply(x.ctx, op, nil)
+}
+
+// structural applies a synchronous operation and records it.
+func (x *executor) structural(t *tracker, S, D reconcile.Side, op remote.Op, src *state.Entry) {
+	x.add(t)
+	ent, err := x.apply(D, op)
+	if err == nil {
+		x.commit(D, op.Path, ent)
+		x.commit(S, op.Path, src)
+	}
+	x.done(t, err)
+}
+
+// put copies a file from S to D: whole, or as a delta against D's old
+// version over a remote link.
+func (x *executor) put(t *tracker, S, D reconcile.Side, p string, src, dst *state.Entry) {
+	x.mu.Lock()
+	x.prog.Current = p
+	x.mu.Unlock()
+	ent, err := x.transfer(S, D, p, src, dst)
+	if err == nil {
+		x.commit(D, p, ent)
+		x.commit(S, p, src)
+	}
+	x.mu.Lock()
+	x.prog.FilesDone++
+	x.prog.BytesDone += src.Size
+	x.mu.Unlock()
+	x.report(false)
+	x.done(t, err)
+}
+
+func isLocal(ep remote.Endpoint) bool {
+	_, ok := ep.(*local.Endpoint)
+	return ok
+}
+
+func (x *executor) transfer(S, D reconcile.Side, p string, src, dst *state.Entry) (*state.Entry, error) {
+	from, to := x.s.ep[S], x.s.ep[D]
+	op := remote.Op{Kind: remote.OpPut, Path: p, Expect: dst, New: src}
+	if dst != nil && dst.Kind == state.File && dst.Size >= deltaThreshold && src.Size >= deltaThreshold && !(isLocal(from) && isLocal(to)) {
+		if ent, err, ok := x.deltaTransfer(from, to, op); ok {
+			return ent, err
+		}
+	}
+	rc, err := from.ReadFile(x.ctx, p, src)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	cr := &countReader{r: rc, n: &x.bytes}
+	return to.Apply(x.ctx, op, cr)
+}
+
+// deltaTransfer tries an rsync-style transfer; ok is false when the
+// endpoints cannot do one (then a whole-file copy follows).
+func (x *executor) deltaTransfer(from, to remote.Endpoint, op remote.Op) (*state.Entry, error, bool) {
+	signer, ok := to.(Signer)
+	if !ok {
+		return nil, nil, false
+	}
+	var rc io.ReadCloser
+	if dr, ok := from.(DeltaReader); ok && !isLocal(from) {
+		sig, err := signer.Signature(x.ctx, op.Path, op.Expect)
+		if err != nil {
+			return nil, err, true
+		}
+		if rc, err = dr.ReadDelta(x.ctx, op.Path, op.New, sig); err != nil {
+			return nil, err, true
+		}
+	} else if isLocal(from) {
+		sig, err := signer.Signature(x.ctx, op.Path, op.Expect)
+		if err != nil {
+			return nil, err, true
+		}
+		f, err := from.ReadFile(x.ctx, op.Path, op.New)
+		if err != nil {
+			return nil, err, true
+		}
+		defer f.Close()
+		rc = delta.NewReader(sig, f)
+	} else {
+		return nil, nil, false
+	}
+	defer rc.Close()
+	op.Delta = true
+	ent, err := to.Apply(x.ctx, op, &countReader{r: rc, n: &x.bytes})
+	return ent, err, true
+}
+
+type countReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c *countReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// finishDirs gives directories created with extra owner permissions their
+// real mode, deepest first, once their contents are in place.
+func (x *executor) finishDirs() {
+	for i := len(x.finalDirs) - 1; i >= 0; i-- {
+		f := x.finalDirs[i]
+		ent, err := x.apply(f.side, remote.Op{Kind: remote.OpSetMeta, Path: f.path, Expect: f.have, New: f.want})
+		if err == nil {
+			x.commit(f.side, f.path, ent)
+			x.commit(3-f.side, f.path, f.src)
+		}
+		x.done(f.tr, err)
+	}
+}
+
+// commit queues an archive record for side; the committer writes queued
+// records in batches. A record is queued only once its item landed.
+func (x *executor) commit(side reconcile.Side, p string, e *state.Entry) {
+	x.commitMu.Lock()
+	x.pending[side] = append(x.pending[side], remote.Record{Path: p, Entry: e})
+	full := len(x.pending[side]) >= 512
+	x.commitMu.Unlock()
+	if full {
+		x.flush()
+	}
+}
+
+func (x *executor) flush() {
+	x.commitMu.Lock()
+	defer x.commitMu.Unlock()
+	for side := 1; side <= 2; side++ {
+		recs := x.pending[side]
+		if len(recs) == 0 {
+			continue
+		}
+		x.pending[side] = nil
+		// Commit even when the run was interrupted: these items landed.
+		if err := x.s.ep[side].Commit(context.WithoutCancel(x.ctx), recs); err != nil && x.commitErr == nil {
+			x.commitErr = err
+		}
+	}
+}
+
+func (x *executor) startCommitter() func() {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				x.flush()
+				return
+			case <-t.C:
+				x.flush()
+			}
+		}
+	}()
+	return func() { close(stop); <-done }
+}
+
+// historyDB returns the archive on this machine that keeps run history.
+func (s *Session) historyDB() *archive.DB {
+	for i := 1; i <= 2; i++ {
+		if h, ok := s.ep[i].(historian); ok && h.Archive() != nil {
+			return h.Archive()
+		}
+	}
+	return nil
+}
+
+func (s *Session) beginHistory(ctx context.Context, start time.Time) (*archive.DB, int64) {
+	db := s.historyDB()
+	if db == nil || s.cfg.DryRun {
+		return nil, 0
+	}
+	id, err := db.BeginRun(ctx, archive.Run{Start: start, Root1: s.cfg.Root1, Root2: s.cfg.Root2, DryRun: s.cfg.DryRun})
+	if err != nil {
+		return nil, 0
+	}
+	return db, id
+}
+
+func (s *Session) finishHistory(ctx context.Context, db *archive.DB, id int64, r *Result) {
+	if db == nil {
+		return
+	}
+	run := archive.Run{ID: id, Start: r.Start, End: r.End, Root1: r.Root1, Root2: r.Root2,
+		Propagated: r.Propagated, Skipped: r.Skipped, Failed: r.Failed, Bytes: r.Bytes, ExitCode: r.ExitCode(), DryRun: r.DryRun}
+	var items []archive.RunItem
+	for _, o := range r.Outcomes {
+		if o.Status == Done {
+			continue
+		}
+		status := "skipped"
+		switch {
+		case o.Status == Failed:
+			status = "failed"
+		case o.Item.Action == reconcile.Conflict:
+			status = "conflict"
+		}
+		reason := o.Reason
+		if o.Err != nil {
+			reason = o.Err.Error()
+		}
+		items = append(items, archive.RunItem{Path: o.Item.Path, Status: status, Action: o.Item.Action.String(),
+			Reason: reason, Side1: o.Item.One, Side2: o.Item.Two})
+	}
+	for _, p := range r.ScanProblems {
+		if !p.Warning {
+			items = append(items, archive.RunItem{Path: p.Path, Status: "failed", Action: "scan", Reason: p.Err})
+		}
+	}
+	if err := db.FinishRun(context.WithoutCancel(ctx), run, items); err != nil && s.cfg.Log != nil {
+		s.cfg.Log.Error("record run history", slog.String("error", err.Error()))
+	}
+}

@@ -1,0 +1,391 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/concord-sync/concord/archive"
+	"github.com/concord-sync/concord/archive/state"
+	"github.com/concord-sync/concord/reconcile"
+	"github.com/concord-sync/concord/remote"
+	"github.com/concord-sync/concord/remote/local"
+)
+
+// Session is one run between two endpoints: prepared (connected, scanned,
+// reconciled) by Prepare, then carried out by Execute.
+type Session struct {
+	cfg   Config
+	ep    [3]remote.Endpoint // index 1 and 2
+	info  [3]remote.Info
+	open  [3]remote.OpenReply
+	scan  [3]remote.ScanReply
+	agree bool
+	plan  *reconcile.Plan
+	// below counts archived entries under deleted or replaced
+	// directories, from the scans.
+	below map[string]int64
+}
+
+// Prepare connects to both roots, opens their archives, scans both sides
+// concurrently and reconciles. scan, if set, receives progress events.
+// Errors that stop the run wrap remote.ErrFatal.
+func Prepare(ctx context.Context, cfg Config, scan func(ScanEvent)) (*Session, error) {
+	s := &Session{cfg: cfg}
+	ok := false
+	defer func() {
+		if !ok {
+			s.Close()
+		}
+	}()
+	if err := s.connect(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.scanBoth(ctx, scan); err != nil {
+		return nil, err
+	}
+	paths, err := s.inputs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.plan = reconcile.Reconcile(paths, cfg.Options)
+	if err := s.guardDeletes(); err != nil {
+		return nil, err
+	}
+	ok = true
+	return s, nil
+}
+
+// Plan returns the plan; a user interface may change items' Action.
+func (s *Session) Plan() *reconcile.Plan { return s.plan }
+
+// Roots returns the two roots as the user named them.
+func (s *Session) Roots() (string, string) { return s.cfg.Root1, s.cfg.Root2 }
+
+// Endpoint returns the endpoint of side 1 or 2.
+func (s *Session) Endpoint(side reconcile.Side) remote.Endpoint { return s.ep[side] }
+
+// ScanReplies returns both sides' scan results.
+func (s *Session) ScanReplies() (remote.ScanReply, remote.ScanReply) { return s.scan[1], s.scan[2] }
+
+// Close closes both endpoints, releasing their locks.
+func (s *Session) Close() error {
+	var errs []error
+	for i := 1; i <= 2; i++ {
+		if s.ep[i] != nil {
+			errs = append(errs, s.ep[i].Close())
+			s.ep[i] = nil
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Session) dial(ctx context.Context, root string) (remote.Endpoint, error) {
+	if s.cfg.Dial != nil {
+		return s.cfg.Dial(ctx, root)
+	}
+	return local.New(root, local.Options{Version: s.cfg.Version}), nil
+}
+
+// both runs f for sides 1 and 2 concurrently and returns the first error.
+func both(f func(side int) error) error {
+	var wg sync.WaitGroup
+	var errs [3]error
+	for i := 1; i <= 2; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = f(i)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs[1], errs[2])
+}
+
+func (s *Session) connect(ctx context.Context) error {
+	roots := [3]string{"", s.cfg.Root1, s.cfg.Root2}
+	err := both(func(i int) error {
+		ep, err := s.dial(ctx, roots[i])
+		if err != nil {
+			return err
+		}
+		s.ep[i] = ep
+		info, err := ep.Hello(ctx)
+		if err != nil {
+			return err
+		}
+		s.info[i] = info
+		return nil
+	})
+	if err != nil {
+		return asFatal(err)
+	}
+	if s.info[1].ReplicaID == s.info[2].ReplicaID {
+		return Fatal("%s and %s are the same directory: nothing to synchronize", s.cfg.Root1, s.cfg.Root2)
+	}
+	if strings.HasPrefix(s.info[1].Root+"/", s.info[2].Root+"/") || strings.HasPrefix(s.info[2].Root+"/", s.info[1].Root+"/") {
+		if s.info[1].Host == s.info[2].Host {
+			return Fatal("one root lies inside the other (%s, %s): choose two separate directories", s.info[1].Root, s.info[2].Root)
+		}
+	}
+	// Open one side after the other: each takes its lock.
+	for i := 1; i <= 2; i++ {
+		peer := 3 - i
+		reply, err := s.ep[i].Open(ctx, remote.OpenRequest{
+			PeerID:     s.info[peer].ReplicaID,
+			PeerRoot:   roots[peer],
+			Ignore:     s.cfg.Ignore,
+			DryRun:     s.cfg.DryRun,
+			BackupDir:  s.cfg.BackupDir,
+			MaxBackups: s.cfg.MaxBackups,
+		})
+		if err != nil {
+			return asFatal(err)
+		}
+		s.open[i] = reply
+	}
+	s.agree = s.open[1].Digest == s.open[2].Digest && s.open[1].PairID == s.open[2].PairID
+	return nil
+}
+
+// asFatal marks connection and setup errors as fatal.
+func asFatal(err error) error {
+	if err == nil || IsFatal(err) || errors.Is(err, context.Canceled) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", remote.ErrFatal, err)
+}
+
+func (s *Session) scanBoth(ctx context.Context, progress func(ScanEvent)) error {
+	var mu sync.Mutex
+	err := both(func(i int) error {
+		var cb func(remote.ScanProgress)
+		if progress != nil {
+			cb = func(p remote.ScanProgress) {
+				mu.Lock()
+				defer mu.Unlock()
+				progress(ScanEvent{Side: reconcile.Side(i), ScanProgress: p})
+			}
+		}
+		reply, err := s.ep[i].Scan(ctx, remote.ScanRequest{}, cb)
+		if err != nil {
+			return err
+		}
+		s.scan[i] = reply
+		if cb != nil {
+			mu.Lock()
+			progress(ScanEvent{Side: reconcile.Side(i), ScanProgress: remote.ScanProgress{
+				Entries: reply.Entries, Hashed: reply.Hashed, HashedBytes: reply.HashedBytes}, Done: true})
+			mu.Unlock()
+		}
+		return nil
+	})
+	if err != nil {
+		return asFatal(err)
+	}
+	// Guard: a root that is empty while its archive knows entries is most
+	// likely an unmounted disk; going on would delete everything on the
+	// other side.
+	roots := [3]string{"", s.cfg.Root1, s.cfg.Root2}
+	for i := 1; i <= 2; i++ {
+		if s.scan[i].Entries == 0 && s.open[i].Entries > 0 {
+			return Fatal("root %s is empty, but the last sync recorded %d entries there: if its disk is not mounted, mount it and run again; "+
+				"if you really emptied it, delete the same files on the other side too, or move the archive %s aside to start afresh (a first sync never deletes)",
+				roots[i], s.open[i].Entries, s.open[i].Path)
+		}
+	}
+	return nil
+}
+
+type sideView struct {
+	changes map[string]remote.Change
+	// gone holds directories that are deleted or replaced on this side.
+	gone    map[string]bool
+	archive map[string]*state.Entry // only when the archives disagree
+}
+
+func newView(r remote.ScanReply) *sideView {
+	v := &sideView{changes: make(map[string]remote.Change, len(r.Changes)), gone: make(map[string]bool)}
+	for _, c := range r.Changes {
+		v.changes[c.Path] = c
+		if c.Old != nil && c.Old.Kind == state.Dir && (c.New == nil || c.New.Kind != state.Dir) {
+			v.gone[c.Path] = true
+		}
+	}
+	return v
+}
+
+// goneAbove reports whether some directory above p is deleted or replaced.
+func (v *sideView) goneAbove(p string) bool {
+	if len(v.gone) == 0 {
+		return false
+	}
+	for q := state.Parent(p); q != ""; q = state.Parent(q) {
+		if v.gone[q] {
+			return true
+		}
+	}
+	return false
+}
+
+// archived returns the side's archived entry for p, as far as known.
+func (v *sideView) archived(p string) (*state.Entry, bool) {
+	if c, ok := v.changes[p]; ok {
+		return c.Old, true
+	}
+	if v.archive != nil {
+		return v.archive[p], true
+	}
+	return nil, false
+}
+
+// current returns the side's state of p now, given its archived entry.
+func (v *sideView) current(p string, archived *state.Entry) *state.Entry {
+	if c, ok := v.changes[p]; ok {
+		return c.New
+	}
+	if v.goneAbove(p) {
+		return nil
+	}
+	return archived
+}
+
+// inputs builds the reconciler's input: every path that changed on a side,
+// or on which the archives disagree, with its ancestor and both states.
+func (s *Session) inputs(ctx context.Context) ([]reconcile.Path, error) {
+	v := [3]*sideView{nil, newView(s.scan[1]), newView(s.scan[2])}
+	s.below = make(map[string]int64)
+	set := make(map[string]struct{})
+	for i := 1; i <= 2; i++ {
+		for _, c := range s.scan[i].Changes {
+			set[c.Path] = struct{}{}
+			if c.Below > s.below[c.Path] {
+				s.below[c.Path] = c.Below
+			}
+		}
+	}
+	if !s.agree {
+		// The archives disagree (one is new, lost, restored from a backup,
+		// or a run stopped between the two commits): compare them path by
+		// path. Where they differ there is no ancestor.
+		for i := 1; i <= 2; i++ {
+			v[i].archive = make(map[string]*state.Entry)
+			m := v[i].archive
+			if err := s.ep[i].ArchiveList(ctx, func(p string, e *state.Entry) error {
+				m[p] = e
+				return nil
+			}); err != nil {
+				return nil, asFatal(err)
+			}
+		}
+		for p, e := range v[1].archive {
+			if !state.Equal(e, v[2].archive[p]) {
+				set[p] = struct{}{}
+			}
+		}
+		for p, e := range v[2].archive {
+			if !state.Equal(e, v[1].archive[p]) {
+				set[p] = struct{}{}
+			}
+		}
+	}
+	paths := make([]string, 0, len(set))
+	for p := range set {
+		paths = append(paths, p)
+	}
+	sort.Slice(paths, func(i, j int) bool { return state.ComparePaths(paths[i], paths[j]) < 0 })
+	out := make([]reconcile.Path, 0, len(paths))
+	for _, p := range paths {
+		a1, ok1 := v[1].archived(p)
+		a2, ok2 := v[2].archived(p)
+		// When the archives agree, a path known to one side's scan has
+		// the same archived entry on the other.
+		if !ok1 {
+			a1 = a2
+		}
+		if !ok2 {
+			a2 = a1
+		}
+		in := reconcile.Path{Path: p, One: v[1].current(p, a1), Two: v[2].current(p, a2)}
+		if state.Equal(a1, a2) {
+			in.Base = a1
+		}
+		out = append(out, in)
+	}
+	return out, nil
+}
+
+// guardDeletes refuses a plan that deletes more than --max-delete allows.
+func (s *Session) guardDeletes() error {
+	archived := max(s.open[1].Entries, s.open[2].Entries)
+	limit := int64(-1)
+	desc := ""
+	switch md := strings.TrimSpace(s.cfg.MaxDelete); {
+	case md == "":
+		if archived > 100 {
+			limit = archived / 2
+			desc = "the default limit of 50% of the archived entries"
+		}
+	case strings.HasSuffix(md, "%"):
+		pct, err := strconv.ParseFloat(strings.TrimSuffix(md, "%"), 64)
+		if err != nil || pct < 0 || pct > 100 {
+			return Fatal("--max-delete %q: give a count (500) or a percentage (20%%)", md)
+		}
+		limit = int64(float64(archived) * pct / 100)
+		desc = fmt.Sprintf("--max-delete %s (%d of %d archived entries)", md, limit, archived)
+	default:
+		n, err := strconv.ParseInt(md, 10, 64)
+		if err != nil || n < 0 {
+			return Fatal("--max-delete %q: give a count (500) or a percentage (20%%)", md)
+		}
+		limit = n
+		desc = fmt.Sprintf("--max-delete %d", n)
+	}
+	if limit < 0 {
+		return nil
+	}
+	var del [3]int64
+	for i := range s.plan.Items {
+		it := &s.plan.Items[i]
+		src, dst := it.Source(), it.Dest()
+		if dst == nil || (src != nil && (src.Kind == state.Dir || dst.Kind != state.Dir)) {
+			continue // nothing removed (an update, or a dir kept)
+		}
+		n := int64(1)
+		if dst.Kind == state.Dir {
+			n += max(s.below[it.Path], int64(len(it.Sub)))
+		}
+		if it.Action == reconcile.OneToTwo {
+			del[2] += n
+		} else {
+			del[1] += n
+		}
+	}
+	roots := [3]string{"", s.cfg.Root1, s.cfg.Root2}
+	for i := 1; i <= 2; i++ {
+		if del[i] > limit {
+			return Fatal("the plan would delete %d entries on %s, more than %s; nothing was changed. "+
+				"Check that %s is complete (a disk not mounted, a half-restored backup); if the deletions are intended, run again with --max-delete %d",
+				del[i], roots[i], desc, roots[3-i], del[i])
+		}
+	}
+	return nil
+}
+
+// ReadFile opens a file on one side for reading (for diffs and reports);
+// e is the state the caller expects there.
+func (s *Session) ReadFile(ctx context.Context, side reconcile.Side, p string, e *state.Entry) (io.ReadCloser, error) {
+	if side != reconcile.One && side != reconcile.Two {
+		return nil, fmt.Errorf("read %s: no side %d", state.Display(p), side)
+	}
+	return s.ep[side].ReadFile(ctx, p, e)
+}
+
+// History returns the archive on this machine that keeps the pair's run
+// history (nil when neither root is local).
+func (s *Session) History() *archive.DB { return s.historyDB() }
