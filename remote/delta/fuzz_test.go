@@ -2,7 +2,8 @@ package delta
 
 import (
 	"bytes"
-	"encoding/binary"
+	"fmt"
+	"io"
 	"testing"
 )
 
@@ -45,8 +46,8 @@ func FuzzDeltaInstrs(f *testing.F) {
 		f.Fatal(err)
 	}
 	var enc bytes.Buffer
-	nw := append(bytes.Clone(basis[:5000]), "inserted"...)
-	nw = append(nw, basis[5000:]...)
+	nw := append(bytes.Clone(basis[:2*MinBlockSize]), "inserted"...)
+	nw = append(nw, basis[2*MinBlockSize:]...)
 	if err := WriteDelta(&enc, sig, bytes.NewReader(nw)); err != nil {
 		f.Fatal(err)
 	}
@@ -60,7 +61,11 @@ func FuzzDeltaInstrs(f *testing.F) {
 	f.Add(hostile.Bytes())
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var out countWriter
-		err := ApplyStream(strictReaderAt{basis}, bytes.NewReader(data), &out)
+		limit := int64(-1)
+		if d, err := DecodeInstrs(bytes.NewReader(data)); err == nil {
+			limit = d.Header().BasisSize
+		}
+		err := ApplyStream(strictReaderAt{basis, limit}, bytes.NewReader(data), &out)
 		if err != nil {
 			return
 		}
@@ -79,9 +84,11 @@ func FuzzDeltaInstrs(f *testing.F) {
 // FuzzDelta checks the round trip on arbitrary old and new files: the
 // rebuilt file must equal the new one.
 func FuzzDelta(f *testing.F) {
-	f.Add([]byte("hello world"), []byte("hello there world"), uint16(0))
-	f.Add(bytes.Repeat([]byte{1, 2, 3}, 3000), bytes.Repeat([]byte{1, 2, 3, 4}, 3000), uint16(7))
-	f.Fuzz(func(t *testing.T, old, seed []byte, rep uint16) {
+	f.Add([]byte("hello world"), []byte("hello there world"), uint16(0), uint16(1))
+	f.Add([]byte("0123456789abcdefghijklmnopqrstuvwxyz"), []byte{1, 2, 3, 4}, uint16(7), uint16(300))
+	f.Fuzz(func(t *testing.T, old, seed []byte, rep, times uint16) {
+		// Small inputs repeated make files of several blocks.
+		old = bytes.Repeat(old, int(times%512)+1)
 		// Build the new file from pieces of the old one and the seed, so
 		// that matches happen.
 		var nw []byte
@@ -111,15 +118,26 @@ func FuzzDelta(f *testing.F) {
 	})
 }
 
-// strictReaderAt fails the test harness loudly (panics) on a read outside
-// its data, which Apply must never attempt.
-type strictReaderAt struct{ b []byte }
+// strictReaderAt panics on a read outside the basis size the stream's
+// header announced, which Apply must never attempt; reads past its real
+// data (the header may lie) end short with io.EOF, as a file's would.
+type strictReaderAt struct {
+	b     []byte
+	limit int64
+}
 
 func (s strictReaderAt) ReadAt(p []byte, off int64) (int, error) {
-	if off < 0 || off+int64(len(p)) > int64(len(s.b)) {
-		panic("read outside the basis at " + string(binary.BigEndian.AppendUint64(nil, uint64(off))))
+	if off < 0 || off+int64(len(p)) > s.limit {
+		panic(fmt.Sprintf("read of %d bytes at %d, outside the %d-byte basis", len(p), off, s.limit))
 	}
-	return copy(p, s.b[off:]), nil
+	if off >= int64(len(s.b)) {
+		return 0, io.EOF
+	}
+	n := copy(p, s.b[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
 }
 
 type countWriter struct{ n int64 }
