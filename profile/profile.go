@@ -81,21 +81,19 @@ type Profile struct {
 }
 
 // SSH holds how remote roots are reached; zero values mean the defaults
-// (~/.ssh/config, ~/.ssh/known_hosts, the agent and the default keys).
+// (~/.ssh/config, its ConnectTimeout and ServerAlive* settings). Host keys
+// and identities are configured in the ssh_config file, as for OpenSSH.
 type SSH struct {
-	// ConfigFile replaces ~/.ssh/config.
+	// ConfigFile replaces ~/.ssh/config, as OpenSSH's -F ("none" reads no
+	// file at all).
 	ConfigFile string
-	// KnownHostsFile replaces the known_hosts files named by ssh_config.
-	KnownHostsFile string
-	// IdentityFiles are tried before the agent's and the default keys.
-	IdentityFiles []string
 	// ConnectTimeout bounds how long connecting to a host may take.
 	ConnectTimeout time.Duration
-	// KeepAlive is the interval between keepalive requests (0: default).
-	KeepAlive time.Duration
-	// RemoteCommand is the concord program run on the far side
-	// (default "concord").
-	RemoteCommand string
+	// KeepAlive is the interval between keepalive requests and
+	// KeepAliveMax how many may go unanswered before the connection is
+	// declared lost.
+	KeepAlive    time.Duration
+	KeepAliveMax int
 }
 
 // file is the TOML shape of a profile. Values that accept more than one
@@ -121,11 +119,9 @@ type file struct {
 
 type fileSSH struct {
 	ConfigFile        string `toml:"config_file"`
-	KnownHostsFile    string `toml:"known_hosts_file"`
-	IdentityFiles     any    `toml:"identity_files"`
 	ConnectTimeout    string `toml:"connect_timeout"`
 	KeepAliveInterval string `toml:"keepalive_interval"`
-	RemoteCommand     string `toml:"remote_command"`
+	KeepAliveMax      int    `toml:"keepalive_max"`
 }
 
 // Error is a problem in a profile file: the file, the line (0 when not
@@ -484,13 +480,9 @@ func (c *checker) build(name string, f *file) *Profile {
 	}
 
 	s := &f.SSH
-	p.SSH = SSH{
-		ConfigFile:     expandHome(s.ConfigFile),
-		KnownHostsFile: expandHome(s.KnownHostsFile),
-		RemoteCommand:  s.RemoteCommand,
-	}
-	for _, id := range c.stringList("ssh.identity_files", s.IdentityFiles) {
-		p.SSH.IdentityFiles = append(p.SSH.IdentityFiles, expandHome(id))
+	p.SSH = SSH{ConfigFile: expandHome(s.ConfigFile), KeepAliveMax: s.KeepAliveMax}
+	if s.KeepAliveMax < 0 {
+		c.fail("ssh.keepalive_max", "%d is negative; want 0 (the default) or more", s.KeepAliveMax)
 	}
 	p.SSH.ConnectTimeout = c.duration("ssh.connect_timeout", s.ConnectTimeout, false)
 	p.SSH.KeepAlive = c.duration("ssh.keepalive_interval", s.KeepAliveInterval, true)

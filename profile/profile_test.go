@@ -30,11 +30,9 @@ compress = true
 
 [ssh]
 config_file = "/etc/concord/ssh_config"
-known_hosts_file = "/etc/concord/known_hosts"
-identity_files = ["/etc/concord/id_ed25519"]
 connect_timeout = "5s"
 keepalive_interval = "30s"
-remote_command = "/usr/local/bin/concord"
+keepalive_max = 4
 `
 
 func TestParseFull(t *testing.T) {
@@ -59,11 +57,9 @@ func TestParseFull(t *testing.T) {
 		Compress:   true,
 		SSH: SSH{
 			ConfigFile:     "/etc/concord/ssh_config",
-			KnownHostsFile: "/etc/concord/known_hosts",
-			IdentityFiles:  []string{"/etc/concord/id_ed25519"},
 			ConnectTimeout: 5 * time.Second,
 			KeepAlive:      30 * time.Second,
-			RemoteCommand:  "/usr/local/bin/concord",
+			KeepAliveMax:   4,
 		},
 	}
 	if !reflect.DeepEqual(p, want) {
@@ -108,7 +104,9 @@ func TestParseValues(t *testing.T) {
 			return p.Roots[0] == filepath.Join(home, "docs") && p.Log == filepath.Join(home, "concord.log") && p.Roots[1] == "srv:docs"
 		}},
 		{"dotted ssh key", roots + "ssh.connect_timeout = \"1m30s\"\n", func(p *Profile) bool { return p.SSH.ConnectTimeout == 90*time.Second }},
-		{"inline ssh table", roots + "ssh = { remote_command = \"bin/concord\" }\n", func(p *Profile) bool { return p.SSH.RemoteCommand == "bin/concord" }},
+		{"inline ssh table", roots + "ssh = { config_file = \"none\", keepalive_max = 2 }\n", func(p *Profile) bool {
+			return p.SSH.ConfigFile == "none" && p.SSH.KeepAliveMax == 2
+		}},
 		{"keepalive zero", roots + "[ssh]\nkeepalive_interval = \"0s\"\n", func(p *Profile) bool { return p.SSH.KeepAlive == 0 }},
 		{"report markdown", roots + "report = \"r.markdown\"\n", func(p *Profile) bool { return p.Report == "r.markdown" }},
 		{"CRLF line ends", "roots = [\"/a\", \"/b\"]\r\nbatch = true\r\n", func(p *Profile) bool { return p.Batch }},
@@ -160,6 +158,7 @@ func TestParseErrors(t *testing.T) {
 		{"timeout an integer", roots + "[ssh]\nconnect_timeout = 5\n", []string{"t.toml:3: key ssh.connect_timeout: want a string, not a TOML integer"}},
 		{"timeout zero", roots + "ssh.connect_timeout = \"0s\"\n", []string{"t.toml:2: key ssh.connect_timeout: \"0s\" must be positive"}},
 		{"error in inline table", roots + "ssh = { connect_timeout = \"x\" }\n", []string{"t.toml:2: key ssh.connect_timeout"}},
+		{"keepalive_max negative", roots + "[ssh]\nkeepalive_max = -1\n", []string{"t.toml:3: key ssh.keepalive_max: -1 is negative"}},
 		{"ssh not a table", roots + "ssh = 3\n", []string{"t.toml:2: key ssh: want a table, not a TOML integer"}},
 		{"syntax error", "roots = [\"/a\", \"/b\"\n", []string{"t.toml:1:"}},
 		{"duplicate key", roots + "roots = [\"/c\", \"/d\"]\n", []string{"t.toml:2: key roots:", "already defined"}},
