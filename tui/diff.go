@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/aymanbagabas/go-udiff"
+	"github.com/mattn/go-runewidth"
 
 	"github.com/concord-sync/concord/archive/state"
 	"github.com/concord-sync/concord/reconcile"
@@ -169,7 +170,7 @@ func sanitizeLine(s string) string {
 			col += 6
 		default:
 			b.WriteRune(r)
-			col++
+			col += runewidth.RuneWidth(r)
 		}
 		i += size
 	}
