@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/concord-sync/concord/remote"
@@ -41,6 +42,17 @@ func usageErr(format string, args ...any) error {
 }
 
 func main() {
+	// CONCORD_CPUPROFILE=FILE writes a CPU profile of the run (for the
+	// benchmarks in bench/).
+	if f := os.Getenv("CONCORD_CPUPROFILE"); f != "" {
+		if out, err := os.Create(f); err == nil {
+			pprof.StartCPUProfile(out)
+			code := run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+			pprof.StopCPUProfile()
+			out.Close()
+			os.Exit(code)
+		}
+	}
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
