@@ -151,7 +151,14 @@ func dryRun(r RunInfo) string {
 }
 
 func runCounts(r *Report) string {
-	return fmt.Sprintf("%d conflicts, %d skipped, %d failed in this report; the run propagated %d items (%s)",
-		r.Count(StatusConflict), r.Count(StatusSkipped), r.Count(StatusFailed),
-		r.Run.Propagated, humanize.IBytes(uint64(max(r.Run.Bytes, 0))))
+	return fmt.Sprintf("%s, %d skipped, %d failed in this report; the run propagated %s (%s)",
+		plural(r.Count(StatusConflict), "conflict"), r.Count(StatusSkipped), r.Count(StatusFailed),
+		plural(r.Run.Propagated, "item"), humanize.IBytes(uint64(max(r.Run.Bytes, 0))))
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
