@@ -1,0 +1,742 @@
+package wire
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/concord-sync/concord/archive/state"
+	"github.com/concord-sync/concord/remote"
+	"github.com/concord-sync/concord/remote/delta"
+)
+
+// Client limits.
+const (
+	// maxInflight is how many requests a client has outstanding at once;
+	// more calls wait for a slot.
+	maxInflight = 64
+	// closeTimeout bounds how long Close waits for the server to close its
+	// endpoint.
+	closeTimeout = 30 * time.Second
+)
+
+// Option configures a client.
+type Option func(*options)
+
+type options struct {
+	compress bool
+	version  string
+}
+
+// WithCompression asks for zstd compression of the frames both sides send.
+func WithCompression(on bool) Option { return func(o *options) { o.compress = on } }
+
+// WithVersion sets the program version the client announces (for the
+// server's logs).
+func WithVersion(v string) Option { return func(o *options) { o.version = v } }
+
+// ErrClosed is returned by calls on a client after Close.
+var ErrClosed = errors.New("the connection to the remote is closed")
+
+// connError is a failure of the connection itself: the remote died, broke
+// the protocol or was closed. It stops the whole run (remote.ErrFatal).
+type connError struct{ err error }
+
+func (e *connError) Error() string   { return e.err.Error() }
+func (e *connError) Unwrap() []error { return []error{e.err, remote.ErrFatal} }
+
+// Client is a remote.Endpoint reached over a connection to Serve. Its
+// methods may be called from many goroutines at once: their requests are
+// pipelined on the one connection.
+type Client struct {
+	rwc  io.ReadWriteCloser
+	c    *conn
+	opts options
+
+	ready chan struct{} // closed when the handshake is over
+	hsErr error
+
+	sem    chan struct{}
+	nextID atomic.Uint64
+
+	closeOnce  sync.Once
+	closeErr   error
+	readerDone chan struct{}
+}
+
+var (
+	_ remote.Endpoint = (*Client)(nil)
+	_ delta.Signer    = (*Client)(nil)
+)
+
+// NewClient returns an Endpoint speaking the protocol over rwc, typically
+// the standard input and output of `concord serve` on the remote. The
+// handshake starts at once; its outcome is returned by the first call (or
+// by Handshake): a *VersionError when the remote speaks another protocol
+// version, a *NoiseError when something printed to the remote's standard
+// output first, ErrNoPeer when the remote closed the connection at once.
+// The returned value is a *Client. Close closes rwc.
+func NewClient(rwc io.ReadWriteCloser, opts ...Option) remote.Endpoint {
+	return newClient(rwc, opts...)
+}
+
+// Connect is NewClient followed by Handshake: it returns the client once
+// the handshake has succeeded, or the handshake's error after closing rwc.
+func Connect(ctx context.Context, rwc io.ReadWriteCloser, opts ...Option) (*Client, error) {
+	cl := newClient(rwc, opts...)
+	if err := cl.Handshake(ctx); err != nil {
+		cl.Close()
+		return nil, err
+	}
+	return cl, nil
+}
+
+func newClient(rwc io.ReadWriteCloser, opts ...Option) *Client {
+	cl := &Client{
+		rwc:        rwc,
+		c:          newConn(rwc, rwc),
+		ready:      make(chan struct{}),
+		sem:        make(chan struct{}, maxInflight),
+		readerDone: make(chan struct{}),
+	}
+	for _, o := range opts {
+		o(&cl.opts)
+	}
+	go cl.handshake()
+	return cl
+}
+
+// Handshake waits for the end of the handshake and returns its error.
+func (cl *Client) Handshake(ctx context.Context) error {
+	select {
+	case <-cl.ready:
+		return cl.hsErr
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (cl *Client) handshake() {
+	defer close(cl.ready)
+	setup, err := encodeFrame(&frame{Type: tSetup, Body: mustBody(&wSetup{Compress: cl.opts.compress, Version: cl.opts.version})}, false)
+	if err != nil {
+		cl.hsErr = err
+		close(cl.readerDone)
+		return
+	}
+	werr := make(chan error, 1)
+	go func() {
+		_, err := cl.rwc.Write(append(hello(), setup...))
+		werr <- err
+	}()
+	if err := readServerHello(cl.c.br); err != nil {
+		// Closing unblocks the write if the peer reads nothing.
+		cl.rwc.Close()
+		<-werr
+		cl.hsErr = &connError{err}
+		cl.c.fail(cl.hsErr)
+		close(cl.readerDone)
+		return
+	}
+	if err := <-werr; err != nil {
+		cl.hsErr = &connError{fmt.Errorf("write the handshake to the remote: %w", err)}
+		cl.c.fail(cl.hsErr)
+		close(cl.readerDone)
+		return
+	}
+	cl.c.compress = cl.opts.compress
+	go cl.c.writeLoop()
+	go cl.readLoop()
+}
+
+func mustBody(v any) []byte {
+	b, err := marshalBody(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func (cl *Client) readLoop() {
+	defer close(cl.readerDone)
+	for {
+		f, err := readFrame(cl.c.br)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = errors.New("the remote closed the connection")
+			} else if !errors.Is(err, ErrProtocol) {
+				err = fmt.Errorf("read from the remote: %w", err)
+			}
+			cl.c.fail(&connError{err})
+			return
+		}
+		switch f.Type {
+		case tData, tEnd, tItems, tCredit, tProgress, tReply, tError:
+		default:
+			cl.c.fail(&connError{fmt.Errorf("%w: the remote sent a %s frame", ErrProtocol, f.Type)})
+			return
+		}
+		if err := cl.c.deliver(f); err != nil {
+			cl.c.fail(&connError{err})
+			return
+		}
+	}
+}
+
+// broken fails the connection with a protocol error found while handling a
+// reply, and returns it.
+func (cl *Client) broken(err error) error {
+	cl.c.fail(&connError{err})
+	return cl.c.err
+}
+
+// start sends a request and returns its stream.
+func (cl *Client) start(ctx context.Context, t msgType, body any) (*stream, error) {
+	if err := cl.Handshake(ctx); err != nil {
+		return nil, err
+	}
+	select {
+	case cl.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-cl.c.done:
+		return nil, cl.c.err
+	}
+	st := newStream(cl.nextID.Add(1))
+	cl.c.mu.Lock()
+	cl.c.streams[st.id] = st
+	cl.c.mu.Unlock()
+	if err := cl.c.send(t, st.id, body, nil); err != nil {
+		cl.finish(st, true)
+		return nil, err
+	}
+	return st, nil
+}
+
+// finish forgets a request; one not complete (given up before its reply or
+// the end of its stream) is cancelled on the server.
+func (cl *Client) finish(st *stream, complete bool) {
+	cl.c.remove(st)
+	<-cl.sem
+	if !complete {
+		select {
+		case <-cl.c.done:
+		default:
+			cl.c.send(tCancel, st.id, nil, nil)
+		}
+	}
+}
+
+// final interprets a request's last frame: its reply, decoded into reply
+// (if not nil), or its error.
+func (cl *Client) final(f *frame, reply any) error {
+	switch f.Type {
+	case tReply:
+		if reply == nil {
+			return nil
+		}
+		if err := unmarshalBody(f, reply); err != nil {
+			return cl.broken(err)
+		}
+		return nil
+	case tError:
+		if err := decodeError(f); !errors.As(err, new(*PeerError)) {
+			return cl.broken(err)
+		} else {
+			return err
+		}
+	}
+	return cl.broken(fmt.Errorf("%w: unexpected %s frame", ErrProtocol, f.Type))
+}
+
+// roundTrip sends a request and decodes its single reply.
+func (cl *Client) roundTrip(ctx context.Context, t msgType, body, reply any) error {
+	st, err := cl.start(ctx, t, body)
+	if err != nil {
+		return err
+	}
+	f, err := cl.c.recv(ctx, st)
+	cl.finish(st, err == nil)
+	if err != nil {
+		return err
+	}
+	return cl.final(f, reply)
+}
+
+// items runs a request whose answer is a series of item batches then a
+// reply: each batch is decoded into a fresh value from newBatch and given
+// to batch. progress, if not nil, is called when the server reports scan
+// progress.
+func (cl *Client) items(ctx context.Context, t msgType, body any, newBatch func() any, batch func(any) error, reply any, progress func(*stream)) error {
+	st, err := cl.start(ctx, t, body)
+	if err != nil {
+		return err
+	}
+	complete := false
+	defer func() { cl.finish(st, complete) }()
+	var wake chan struct{}
+	if progress != nil {
+		wake = st.progressc
+	}
+	for {
+		f, woke, err := cl.c.recvOr(ctx, st, wake)
+		if err != nil {
+			return err
+		}
+		if woke {
+			progress(st)
+			continue
+		}
+		if f.Type != tItems {
+			complete = true
+			return cl.final(f, reply)
+		}
+		v := newBatch()
+		if err := unmarshalBody(f, v); err != nil {
+			return cl.broken(err)
+		}
+		if err := cl.c.grant(st); err != nil {
+			return err
+		}
+		if err := batch(v); err != nil {
+			return err
+		}
+	}
+}
+
+// checkPath refuses a path from the server that could leave the root.
+func checkPath(what, p string) error {
+	if err := state.ValidatePath(p); err != nil {
+		return fmt.Errorf("the remote sent an unsafe path in its %s reply, refused: %w: %w", what, err, remote.ErrUnsafePath)
+	}
+	return nil
+}
+
+// Hello implements remote.Endpoint.
+func (cl *Client) Hello(ctx context.Context) (remote.Info, error) {
+	var r wInfo
+	if err := cl.roundTrip(ctx, tHello, wEmpty{}, &r); err != nil {
+		return remote.Info{}, err
+	}
+	return remote.Info{ReplicaID: r.ReplicaID, Host: r.Host, Root: r.Root, Protocol: r.Protocol, Version: r.Version}, nil
+}
+
+// Open implements remote.Endpoint.
+func (cl *Client) Open(ctx context.Context, req remote.OpenRequest) (remote.OpenReply, error) {
+	var r wOpenReply
+	err := cl.roundTrip(ctx, tOpen, &wOpenRequest{PeerID: req.PeerID, PeerRoot: req.PeerRoot, Ignore: req.Ignore,
+		DryRun: req.DryRun, BackupDir: req.BackupDir, MaxBackups: req.MaxBackups}, &r)
+	if err != nil {
+		return remote.OpenReply{}, err
+	}
+	if len(r.Digest) != 32 {
+		return remote.OpenReply{}, cl.broken(fmt.Errorf("%w: archive digest of %d bytes", ErrProtocol, len(r.Digest)))
+	}
+	rep := remote.OpenReply{PairID: r.PairID, Entries: r.Entries, Path: r.Path}
+	copy(rep.Digest[:], r.Digest)
+	return rep, nil
+}
+
+// Scan implements remote.Endpoint. Progress reports from the server are
+// delivered to progress from the calling goroutine; when they come faster
+// than progress handles them, only the latest is delivered.
+func (cl *Client) Scan(ctx context.Context, req remote.ScanRequest, progress func(remote.ScanProgress)) (remote.ScanReply, error) {
+	var rep remote.ScanReply
+	onProgress := func(st *stream) {
+		if p := st.progress.Load(); p != nil && progress != nil {
+			progress(remote.ScanProgress{Entries: p.Entries, Hashed: p.Hashed, HashedBytes: p.HashedBytes})
+		}
+	}
+	batch := func(v any) error {
+		b := v.(*wScanItems)
+		for _, c := range b.Changes {
+			if err := checkPath("scan", c.Path); err != nil {
+				return err
+			}
+			old, err := fromWire(c.Old)
+			if err != nil {
+				return cl.broken(err)
+			}
+			nw, err := fromWire(c.New)
+			if err != nil {
+				return cl.broken(err)
+			}
+			rep.Changes = append(rep.Changes, remote.Change{Path: c.Path, Old: old, New: nw})
+		}
+		for _, p := range b.Skipped {
+			if err := checkPath("scan", p.Path); err != nil {
+				return err
+			}
+			rep.Skipped = append(rep.Skipped, remote.Problem{Path: p.Path, Err: p.Err, Warning: p.Warning})
+		}
+		return nil
+	}
+	var r wScanReply
+	err := cl.items(ctx, tScan, wEmpty{}, func() any { return new(wScanItems) }, batch, &r, onProgress)
+	if err != nil {
+		return remote.ScanReply{}, err
+	}
+	rep.Entries, rep.Hashed, rep.HashedBytes = r.Entries, r.Hashed, r.HashedBytes
+	return rep, nil
+}
+
+// ArchiveList implements remote.Endpoint. An error from fn stops the
+// listing and is returned as it is.
+func (cl *Client) ArchiveList(ctx context.Context, fn func(path string, e *state.Entry) error) error {
+	return cl.items(ctx, tArchiveList, wEmpty{}, func() any { return new(wPathEntries) }, func(v any) error {
+		for _, pe := range v.(*wPathEntries).Entries {
+			if err := checkPath("archive list", pe.Path); err != nil {
+				return err
+			}
+			e, err := fromWire(pe.Entry)
+			if err != nil {
+				return cl.broken(err)
+			}
+			if err := fn(pe.Path, e); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, nil, nil)
+}
+
+// splitPaths cuts paths into batches that fit a frame.
+func splitPaths[T any](items []T, size func(T) int) [][]T {
+	var out [][]T
+	start, bytes := 0, 0
+	for i, it := range items {
+		s := size(it)
+		if i > start && (i-start >= maxBatchItems || bytes+s > maxBatchBytes) {
+			out = append(out, items[start:i])
+			start, bytes = i, 0
+		}
+		bytes += s
+	}
+	if start < len(items) {
+		out = append(out, items[start:])
+	}
+	return out
+}
+
+// Stat implements remote.Endpoint. Many paths are sent in several requests.
+func (cl *Client) Stat(ctx context.Context, paths []string) ([]*state.Entry, error) {
+	out := make([]*state.Entry, 0, len(paths))
+	for _, batch := range splitPaths(paths, func(p string) int { return len(p) + 16 }) {
+		n := len(out)
+		err := cl.items(ctx, tStat, &wPaths{Paths: batch}, func() any { return new(wEntries) }, func(v any) error {
+			for _, we := range v.(*wEntries).Entries {
+				e, err := fromWire(we)
+				if err != nil {
+					return cl.broken(err)
+				}
+				if len(out)-n >= len(batch) {
+					return cl.broken(fmt.Errorf("%w: more stat results than the %d paths asked", ErrProtocol, len(batch)))
+				}
+				out = append(out, e)
+			}
+			return nil
+		}, nil, nil)
+		if err != nil {
+			return nil, err
+		}
+		if len(out)-n != len(batch) {
+			return nil, cl.broken(fmt.Errorf("%w: %d stat results for %d paths", ErrProtocol, len(out)-n, len(batch)))
+		}
+	}
+	return out, nil
+}
+
+// List implements remote.Endpoint. Every path returned must be p or lie
+// below it.
+func (cl *Client) List(ctx context.Context, p string) ([]remote.PathEntry, error) {
+	var out []remote.PathEntry
+	err := cl.items(ctx, tList, &wPathExpect{Path: p}, func() any { return new(wPathEntries) }, func(v any) error {
+		for _, pe := range v.(*wPathEntries).Entries {
+			if err := checkPath("list", pe.Path); err != nil && pe.Path != "" {
+				return err
+			}
+			if len(out) == 0 && pe.Path != p || len(out) > 0 && !state.IsBelow(pe.Path, p) {
+				return fmt.Errorf("the remote listed %s under %s, refused: %w", state.Display(pe.Path), state.Display(p), remote.ErrUnsafePath)
+			}
+			e, err := fromWire(pe.Entry)
+			if err != nil {
+				return cl.broken(err)
+			}
+			out = append(out, remote.PathEntry{Path: pe.Path, Entry: e})
+		}
+		return nil
+	}, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// openStream sends a request answered by a reply, then a byte stream.
+func (cl *Client) openStream(ctx context.Context, t msgType, body any, sendFirst func(*dataWriter) error) (*stream, error) {
+	st, err := cl.start(ctx, t, body)
+	if err != nil {
+		return nil, err
+	}
+	var f *frame
+	if sendFirst != nil {
+		w := newDataWriter(ctx, cl.c, st)
+		w.watch = true
+		err := sendFirst(w)
+		if err == nil {
+			err = w.end(nil)
+		} else if !errors.Is(err, errEarlyReply) {
+			w.end(err)
+		}
+		f = w.early
+		if err != nil && f == nil {
+			cl.finish(st, false)
+			return nil, err
+		}
+	}
+	if f == nil {
+		if f, err = cl.c.recv(ctx, st); err != nil {
+			cl.finish(st, false)
+			return nil, err
+		}
+	}
+	if err := cl.final(f, nil); err != nil {
+		cl.finish(st, true)
+		return nil, err
+	}
+	return st, nil
+}
+
+// ReadFile implements remote.Endpoint. The file arrives in chunks as the
+// reader is read, ChunkSize at a time with a few chunks in flight; the
+// reader fails with an error wrapping remote.ErrChanged if the remote
+// sends more or fewer bytes than expect.Size. Close it to give up early.
+func (cl *Client) ReadFile(ctx context.Context, p string, expect *state.Entry) (io.ReadCloser, error) {
+	st, err := cl.openStream(ctx, tReadFile, &wPathExpect{Path: p, Expect: toWire(expect)}, nil)
+	if err != nil {
+		return nil, err
+	}
+	size := int64(-1)
+	if expect != nil {
+		size = expect.Size
+	}
+	return &streamReader{dataReader: dataReader{ctx: ctx, c: cl.c, st: st}, cl: cl, path: p, size: size}, nil
+}
+
+// streamReader is a byte stream from the server, as ReadFile returns it.
+type streamReader struct {
+	dataReader
+	cl       *Client
+	path     string
+	size     int64 // -1: unknown
+	once     sync.Once
+	complete bool
+}
+
+func (r *streamReader) Read(p []byte) (int, error) {
+	n, err := r.dataReader.Read(p)
+	if r.size >= 0 && r.n > r.size {
+		r.err = fmt.Errorf("read %s: the remote sent more than the %d bytes the scan saw: %w", state.Display(r.path), r.size, remote.ErrChanged)
+		return 0, r.err
+	}
+	if err != nil {
+		var pe *PeerError
+		if err == io.EOF || errors.As(err, &pe) {
+			r.complete = true
+		}
+		if err == io.EOF && r.size >= 0 && r.n < r.size {
+			r.err = fmt.Errorf("read %s: the remote sent %d bytes, the scan saw %d: %w", state.Display(r.path), r.n, r.size, remote.ErrChanged)
+			return n, r.err
+		}
+	}
+	return n, err
+}
+
+// Close ends the stream, cancelling it on the server if it was not read
+// to its end.
+func (r *streamReader) Close() error {
+	r.once.Do(func() { r.cl.finish(r.st, r.complete) })
+	return nil
+}
+
+// Apply implements remote.Endpoint. For an OpPut, content is read in
+// chunks and streamed to the server as the server consumes it; an error
+// reading content is passed to the server's endpoint (which abandons the
+// file) and returned.
+func (cl *Client) Apply(ctx context.Context, op remote.Op, content io.Reader) (*state.Entry, error) {
+	st, err := cl.start(ctx, tApply, &wOp{Kind: uint8(op.Kind), Path: op.Path, Expect: toWire(op.Expect), New: toWire(op.New), Delta: op.Delta})
+	if err != nil {
+		return nil, err
+	}
+	complete := false
+	defer func() { cl.finish(st, complete) }()
+	var early *frame
+	var contentErr error
+	if op.Kind == remote.OpPut {
+		if content == nil {
+			content = bytes.NewReader(nil)
+		}
+		buf := make([]byte, ChunkSize)
+		for {
+			n, rerr := io.ReadFull(content, buf)
+			if n > 0 {
+				f, err := cl.c.waitCredit(ctx, st, true)
+				if errors.Is(err, errEarlyReply) {
+					early = f
+					break
+				}
+				if err != nil {
+					return nil, err
+				}
+				if err := cl.c.send(tData, st.id, nil, buf[:n]); err != nil {
+					return nil, err
+				}
+			}
+			if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+				rerr = nil
+			}
+			if rerr != nil {
+				contentErr = fmt.Errorf("read the contents for %s: %w", state.Display(op.Path), rerr)
+			}
+			if rerr != nil || n < len(buf) {
+				var body any
+				if contentErr != nil {
+					body = encodeError(contentErr)
+				}
+				if err := cl.c.send(tEnd, st.id, body, nil); err != nil {
+					return nil, err
+				}
+				break
+			}
+		}
+	}
+	f := early
+	if f == nil {
+		if f, err = cl.c.recv(ctx, st); err != nil {
+			return nil, err
+		}
+	}
+	complete = true
+	var r wApplyReply
+	if err := cl.final(f, &r); err != nil {
+		if contentErr != nil {
+			return nil, contentErr
+		}
+		return nil, err
+	}
+	if contentErr != nil {
+		return nil, cl.broken(fmt.Errorf("%w: the remote installed %s from contents that failed", ErrProtocol, state.Display(op.Path)))
+	}
+	e, err := fromWire(r.Entry)
+	if err != nil {
+		return nil, cl.broken(err)
+	}
+	return e, nil
+}
+
+// Commit implements remote.Endpoint. Many records are sent in several
+// requests, each committed by the server as it arrives.
+func (cl *Client) Commit(ctx context.Context, recs []remote.Record) error {
+	for _, batch := range splitPaths(recs, func(r remote.Record) int { return len(r.Path) + 96 + recTarget(r) }) {
+		w := &wRecords{Records: make([]wRecord, len(batch))}
+		for i, r := range batch {
+			w.Records[i] = wRecord{Path: r.Path, Entry: toWire(r.Entry)}
+		}
+		if err := cl.roundTrip(ctx, tCommit, w, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func recTarget(r remote.Record) int {
+	if r.Entry == nil {
+		return 0
+	}
+	return len(r.Entry.Target)
+}
+
+// Close asks the server to close its endpoint (releasing its lock), then
+// closes the connection. It is safe to call twice.
+func (cl *Client) Close() error {
+	cl.closeOnce.Do(func() {
+		select {
+		case <-cl.ready:
+		default:
+			// The handshake is still waiting for the remote.
+			cl.rwc.Close()
+			<-cl.ready
+		}
+		if cl.hsErr == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+			err := cl.roundTrip(ctx, tClose, wEmpty{}, nil)
+			cancel()
+			if err != nil && !errors.Is(err, ErrClosed) {
+				cl.closeErr = err
+			}
+		}
+		cl.c.fail(&connError{ErrClosed})
+		if err := cl.rwc.Close(); err != nil && cl.closeErr == nil && cl.hsErr == nil {
+			cl.closeErr = fmt.Errorf("close the connection to the remote: %w", err)
+		}
+		<-cl.readerDone
+		if cl.hsErr == nil {
+			<-cl.c.writerDone
+		}
+	})
+	return cl.closeErr
+}
+
+// Signature asks the server for the signature of the file at path, which
+// must match expect; the server's endpoint must implement delta.Signer.
+// With it the engine computes a delta locally and sends it with an OpPut
+// whose Delta is set.
+func (cl *Client) Signature(ctx context.Context, path string, expect *state.Entry) (*delta.Sig, error) {
+	if expect == nil || expect.Kind != state.File {
+		return nil, fmt.Errorf("signature of %s: the destination holds no file to compare with", state.Display(path))
+	}
+	st, err := cl.openStream(ctx, tSignature, &wPathExpect{Path: path, Expect: toWire(expect)}, nil)
+	if err != nil {
+		return nil, err
+	}
+	r := &streamReader{dataReader: dataReader{ctx: ctx, c: cl.c, st: st}, cl: cl, path: path, size: -1}
+	defer r.Close()
+	sig, err := delta.DecodeSig(r, expect.Size)
+	if err != nil {
+		var pe *PeerError
+		if errors.As(err, &pe) || errors.Is(err, remote.ErrFatal) || ctx.Err() != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("signature of %s from the remote: %w", state.Display(path), err)
+	}
+	// The stream must end right after the signature.
+	var one [1]byte
+	if n, err := io.ReadFull(r, one[:]); n > 0 {
+		return nil, fmt.Errorf("signature of %s from the remote: %w: trailing data", state.Display(path), delta.ErrCorrupt)
+	} else if err != io.EOF {
+		return nil, err
+	}
+	return sig, nil
+}
+
+// ReadDelta sends the signature of the destination's version of path (a
+// local file) to the server, which reads its own file at path (matching
+// expect) and streams back the encoded delta against that signature, as
+// delta.ApplyStream takes it. It is the delta counterpart of ReadFile, for
+// a transfer from the remote to a local file.
+func (cl *Client) ReadDelta(ctx context.Context, path string, expect *state.Entry, sig *delta.Sig) (io.ReadCloser, error) {
+	if sig == nil {
+		return nil, fmt.Errorf("delta of %s: no signature", state.Display(path))
+	}
+	st, err := cl.openStream(ctx, tReadDelta, &wPathExpect{Path: path, Expect: toWire(expect), BasisSize: sig.Size},
+		func(w *dataWriter) error { return sig.Encode(w) })
+	if err != nil {
+		return nil, err
+	}
+	return &streamReader{dataReader: dataReader{ctx: ctx, c: cl.c, st: st}, cl: cl, path: path, size: -1}, nil
+}
