@@ -1,6 +1,9 @@
 package main
 
 import (
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
@@ -10,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
+	"golang.org/x/net/html"
 )
 
 func TestMain(m *testing.M) {
@@ -73,6 +77,32 @@ func scriptParams(dir string) testscript.Params {
 					ts.Fatalf("trees differ: %s", diff)
 				}
 			},
+			// samemtime A B fails unless both paths have the same
+			// modification time (to the nanosecond; symlinks not followed).
+			"samemtime": func(ts *testscript.TestScript, neg bool, args []string) {
+				if len(args) != 2 {
+					ts.Fatalf("usage: samemtime PATH1 PATH2")
+				}
+				a, err := os.Lstat(ts.MkAbs(args[0]))
+				ts.Check(err)
+				b, err := os.Lstat(ts.MkAbs(args[1]))
+				ts.Check(err)
+				if a.ModTime().Equal(b.ModTime()) == neg {
+					ts.Fatalf("modification times %s and %s (want them %s)", a.ModTime(), b.ModTime(),
+						map[bool]string{false: "equal", true: "different"}[neg])
+				}
+			},
+			// decodes FORMAT FILE fails unless FILE parses as FORMAT: json
+			// (one value), csv (a header and rows of the same width) or html.
+			"decodes": func(ts *testscript.TestScript, neg bool, args []string) {
+				if len(args) != 2 {
+					ts.Fatalf("usage: decodes json|csv|html FILE")
+				}
+				err := decodeAs(args[0], []byte(ts.ReadFile(args[1])))
+				if (err == nil) == neg {
+					ts.Fatalf("decodes %s %s: %v", args[0], args[1], err)
+				}
+			},
 			// notemp DIR fails if a concord temporary file is left in DIR.
 			"notemp": func(ts *testscript.TestScript, neg bool, args []string) {
 				for _, a := range args {
@@ -86,6 +116,43 @@ func scriptParams(dir string) testscript.Params {
 			},
 		},
 	}
+}
+
+// decodeAs parses b as format and returns the first problem found.
+func decodeAs(format string, b []byte) error {
+	switch format {
+	case "json":
+		var v any
+		dec := json.NewDecoder(bytes.NewReader(b))
+		if err := dec.Decode(&v); err != nil {
+			return err
+		}
+		if dec.More() {
+			return errors.New("more than one JSON value")
+		}
+		return nil
+	case "csv":
+		rows, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
+		if err != nil {
+			return err
+		}
+		if len(rows) == 0 {
+			return errors.New("no header row")
+		}
+		return nil
+	case "html":
+		doc, err := html.Parse(bytes.NewReader(b))
+		if err != nil {
+			return err
+		}
+		for n := range doc.Descendants() {
+			if n.Type == html.ElementNode && n.Data == "table" {
+				return nil
+			}
+		}
+		return errors.New("no <table> element")
+	}
+	return errors.New("unknown format " + strconv.Quote(format))
 }
 
 // compareTrees returns "" when a and b hold the same entries, else the first
