@@ -137,11 +137,11 @@ func newReview(st *styles, plan *reconcile.Plan, root1, root2 string, guards *re
 	in := textinput.New()
 	in.Prompt = "/"
 	in.Placeholder = "path text"
-	in.PromptStyle = st.r.NewStyle()
-	in.TextStyle = st.r.NewStyle()
+	in.PromptStyle = st.input
+	in.TextStyle = st.input
 	in.PlaceholderStyle = st.faint
-	in.Cursor.Style = st.r.NewStyle().Reverse(true)
-	in.Cursor.TextStyle = st.r.NewStyle()
+	in.Cursor.Style = st.inputCursor
+	in.Cursor.TextStyle = st.input
 	in.Cursor.SetMode(cursor.CursorStatic)
 	r.input = in
 	return r

@@ -69,7 +69,8 @@ var ErrQuit = errors.New("quit without changing anything")
 // transferring. Run returns only after prepare and Execute have returned;
 // if the user quits during the scan, prepare's context is cancelled and
 // whatever it returns is not used, so a caller that needs to close the
-// Runner should keep it from within prepare.
+// Runner should keep it from within prepare. One Run at a time owns the
+// terminal.
 func Run(ctx context.Context, prepare func(ctx context.Context, scan func(engine.ScanEvent)) (Runner, error), opts Options) (*engine.Result, error) {
 	out := opts.Output
 	if out == nil {
@@ -92,16 +93,22 @@ func Run(ctx context.Context, prepare func(ctx context.Context, scan func(engine
 	}
 	p := tea.NewProgram(m, popts...)
 
+	// While the program runs, AskTrust asks inside it. The registration
+	// ends as soon as the program does, before waiting for prepare, which
+	// may itself be waiting in AskTrust.
 	done := make(chan struct{})
 	active.Lock()
 	active.send, active.done = p.Send, done
 	active.Unlock()
-	defer func() {
+	unregister := sync.OnceFunc(func() {
 		active.Lock()
-		active.send, active.done = nil, nil
+		if active.done == done {
+			active.send, active.done = nil, nil
+		}
 		active.Unlock()
 		close(done)
-	}()
+	})
+	defer unregister()
 
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -115,6 +122,7 @@ func Run(ctx context.Context, prepare func(ctx context.Context, scan func(engine
 	}()
 
 	final, runErr := p.Run()
+	unregister()
 	cancel()
 	track.closeAndWait()
 	wg.Wait()

@@ -200,3 +200,36 @@ func TestRunAsksTrustInside(t *testing.T) {
 		t.Errorf("AskTrust inside Run = %v, %v; want true", trusted, trustErr)
 	}
 }
+
+func TestRunKilledWhileAskingTrust(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var trustErr error
+	prepare := func(pctx context.Context, scan func(engine.ScanEvent)) (Runner, error) {
+		go func() {
+			time.Sleep(50 * time.Millisecond)
+			cancel() // the caller gives up while the question is on screen
+		}()
+		_, trustErr = AskTrust("web2", "SHA256:abc", "ssh-ed25519")
+		return nil, pctx.Err()
+	}
+	ty := newTypist(t)
+	finished := make(chan error, 1)
+	go func() {
+		_, err := Run(ctx, prepare, Options{Input: ty.pr, Output: io.Discard})
+		finished <- err
+	}()
+	select {
+	case err := <-finished:
+		if err == nil || errors.Is(err, ErrQuit) {
+			t.Errorf("Run = %v, want the program's error", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return while prepare waited for the host key answer")
+	}
+	ty.stop()
+	if !errors.Is(trustErr, ErrNoAnswer) {
+		t.Errorf("AskTrust = %v, want ErrNoAnswer", trustErr)
+	}
+}

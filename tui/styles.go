@@ -36,6 +36,9 @@ type styles struct {
 	helpKey  lipgloss.Style
 	helpDesc lipgloss.Style
 	helpSep  lipgloss.Style
+
+	input       lipgloss.Style // the filter line's prompt and text
+	inputCursor lipgloss.Style
 }
 
 // newStyles returns the styles for renderer r. Without color only
@@ -79,5 +82,8 @@ func newStyles(r *lipgloss.Renderer, color bool) *styles {
 	s.helpKey = fg(ns().Bold(true), "7")
 	s.helpDesc = ns().Faint(true)
 	s.helpSep = ns().Faint(true)
+
+	s.input = ns()
+	s.inputCursor = ns().Reverse(true)
 	return s
 }
