@@ -169,7 +169,9 @@ func (cl *Client) readLoop() {
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				err = errors.New("the remote closed the connection")
-			} else if !errors.Is(err, ErrProtocol) {
+			} else if errors.Is(err, ErrProtocol) {
+				err = fmt.Errorf("the remote broke the protocol, connection closed: %w", err)
+			} else {
 				err = fmt.Errorf("read from the remote: %w", err)
 			}
 			cl.c.fail(&connError{err})
@@ -178,11 +180,11 @@ func (cl *Client) readLoop() {
 		switch f.Type {
 		case tData, tEnd, tItems, tCredit, tProgress, tReply, tError:
 		default:
-			cl.c.fail(&connError{fmt.Errorf("%w: the remote sent a %s frame", ErrProtocol, f.Type)})
+			cl.broken(fmt.Errorf("%w: unexpected %s frame", ErrProtocol, f.Type))
 			return
 		}
 		if err := cl.c.deliver(f); err != nil {
-			cl.c.fail(&connError{err})
+			cl.broken(err)
 			return
 		}
 	}
@@ -191,7 +193,7 @@ func (cl *Client) readLoop() {
 // broken fails the connection with a protocol error found while handling a
 // reply, and returns it.
 func (cl *Client) broken(err error) error {
-	cl.c.fail(&connError{err})
+	cl.c.fail(&connError{fmt.Errorf("the remote broke the protocol, connection closed: %w", err)})
 	return cl.c.err
 }
 

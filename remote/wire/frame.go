@@ -103,7 +103,7 @@ type FrameTooLargeError struct {
 
 // Error says how large the refused frame claimed to be.
 func (e *FrameTooLargeError) Error() string {
-	return fmt.Sprintf("peer sent a frame of %d bytes, more than the %d allowed; refused", e.Size, MaxFrame)
+	return fmt.Sprintf("%v: a frame of %d bytes announced, more than the %d allowed", ErrProtocol, e.Size, MaxFrame)
 }
 
 // Unwrap makes the error match ErrProtocol.

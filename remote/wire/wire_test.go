@@ -664,4 +664,3 @@ func (c *countingConn) Write(p []byte) (int, error) {
 	c.written.Add(int64(n))
 	return n, err
 }
-
