@@ -157,7 +157,9 @@ func tryServer(ctx context.Context, c *Client, cand candidate, b *Bootstrap) (*S
 	}
 	pctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	stop := context.AfterFunc(pctx, s.kill)
+	stop := context.AfterFunc(pctx, func() {
+		s.kill(fmt.Errorf("%s on %s: handshake: %w", cand.label, c.host.display(), pctx.Err()))
+	})
 	err = b.Probe(pctx, s)
 	if !stop() {
 		_ = s.Close()
@@ -175,7 +177,7 @@ func tryServer(ctx context.Context, c *Client, cand candidate, b *Bootstrap) (*S
 	}
 	if s.Exited(2 * time.Second) {
 		reason := fmt.Sprintf("%s: %v", cand.label, err)
-		if xe := s.exitError(); xe != nil {
+		if xe := s.result(); xe != nil {
 			reason = xe.Error()
 		}
 		_ = s.Close()

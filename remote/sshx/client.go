@@ -439,16 +439,28 @@ func (c *Client) newSession() (*ssh.Session, error) {
 	return s, nil
 }
 
-// Run runs cmd through the remote user's shell and returns its standard
-// output. A non-zero exit is an error wrapping *ssh.ExitError whose
-// message holds the command's standard error; a broken connection is an
-// *Error. Cancelling ctx kills the command.
+// Run runs cmd with sh -c in the remote home ($HOME) and returns its
+// standard output. A non-zero exit is an error wrapping *ssh.ExitError
+// whose message holds the end of the command's standard error; a broken
+// connection is an *Error. Cancelling ctx returns at once and closes the
+// session, which ends a command that reads its input or writes output
+// (OpenSSH honours no signals for root logins, so nothing stronger is
+// possible).
 func (c *Client) Run(ctx context.Context, cmd string) ([]byte, error) {
-	return c.run(ctx, shorten(cmd), cmd, nil)
+	return c.run(ctx, shorten(cmd), userCommand(cmd), nil)
+}
+
+// userCommand wraps a caller's command so that it runs with sh in $HOME,
+// whatever the remote login shell.
+func userCommand(cmd string) string {
+	return "sh -c " + ShellQuote(`cd "${HOME:-/}" || exit 1; `+cmd)
 }
 
 // run runs cmd with stdin (may be nil); label names it in messages.
 func (c *Client) run(ctx context.Context, label, cmd string, stdin io.Reader) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%s on %s: %w", label, c.host.display(), err)
+	}
 	sess, err := c.newSession()
 	if err != nil {
 		return nil, err
@@ -457,17 +469,16 @@ func (c *Client) run(ctx context.Context, label, cmd string, stdin io.Reader) ([
 	var stdout bytes.Buffer
 	stderr := &tailBuffer{max: 8 << 10}
 	sess.Stdout, sess.Stderr, sess.Stdin = &stdout, stderr, stdin
-	stop := context.AfterFunc(ctx, func() {
+	done := make(chan error, 1)
+	go func() { done <- sess.Run(cmd) }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
 		_ = sess.Signal(ssh.SIGKILL)
-		sess.Close()
-	})
-	err = sess.Run(cmd)
-	stop()
+		return nil, fmt.Errorf("%s on %s: %w", label, c.host.display(), ctx.Err())
+	}
 	if err == nil {
 		return stdout.Bytes(), nil
-	}
-	if ctx.Err() != nil {
-		return stdout.Bytes(), fmt.Errorf("%s on %s: %w", label, c.host.display(), ctx.Err())
 	}
 	var ee *ssh.ExitError
 	if errors.As(err, &ee) {
