@@ -16,10 +16,12 @@ import (
 	"github.com/concord-sync/concord/reconcile"
 )
 
-// Column widths of the details table.
+// Column widths of the details table, and how many entries below a
+// directory it lists.
 const (
 	labelWidth  = 12
 	detailWidth = 22
+	maxSubLines = 10000
 )
 
 // comparedMsg delivers the comparison of an item's two versions.
@@ -203,6 +205,18 @@ func (d *details) render() {
 			fmt.Sprintf("%s entries below this directory go with it", count(int64(len(it.Sub)))))
 	}
 	add("")
+	if len(it.Sub) > 0 {
+		add(d.st.label.Render("Entries below, side 1 then side 2:"))
+		for i := range it.Sub[:min(len(it.Sub), maxSubLines)] {
+			p := &it.Sub[i]
+			add("  " + pad(orAbsent(sideWord(p.Base, p.One)), wordWidth) + "  " +
+				pad(orAbsent(sideWord(p.Base, p.Two)), wordWidth) + "  " + state.Display(p.Path))
+		}
+		if n := len(it.Sub) - maxSubLines; n > 0 {
+			add(d.st.faint.Render(fmt.Sprintf("  … and %s more", count(int64(n)))))
+		}
+		add("")
+	}
 	switch {
 	case d.cmp == nil:
 		add(d.st.faint.Render("Reading both versions…"))

@@ -84,9 +84,25 @@ func compare(ctx context.Context, r Runner, it *reconcile.Item) comparison {
 	}
 	lines := strings.Split(strings.TrimSuffix(u, "\n"), "\n")
 	for i, l := range lines {
-		lines[i] = sanitizeLine(l)
+		lines[i] = sanitizeLine(capLine(l))
 	}
 	return comparison{diff: lines}
+}
+
+// maxLineBytes caps a diff line: no terminal is that wide, and styling a
+// megabyte-long line (minified code) on every redraw would be slow.
+const maxLineBytes = 4096
+
+// capLine cuts l to maxLineBytes at a character boundary, marking the cut.
+func capLine(l string) string {
+	if len(l) <= maxLineBytes {
+		return l
+	}
+	cut := maxLineBytes
+	for cut > maxLineBytes-utf8.UTFMax && !utf8.RuneStart(l[cut]) {
+		cut--
+	}
+	return l[:cut] + "…"
 }
 
 // readSmall reads the file at path on side s, at most diffMaxSize bytes.

@@ -209,6 +209,17 @@ func TestCompare(t *testing.T) {
 	}
 }
 
+func TestCapLine(t *testing.T) {
+	long := strings.Repeat("é", maxLineBytes) // two bytes each
+	got := capLine(long)
+	if !utf8.ValidString(got) || len(got) > maxLineBytes+len("…") || !strings.HasSuffix(got, "…") {
+		t.Errorf("capLine cut badly: %d bytes, valid %v", len(got), utf8.ValidString(got))
+	}
+	if capLine("short") != "short" {
+		t.Error("capLine changed a short line")
+	}
+}
+
 func TestNoColorStyles(t *testing.T) {
 	r := lipgloss.NewRenderer(io.Discard)
 	r.SetColorProfile(termenv.TrueColor)
