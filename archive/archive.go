@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 
@@ -40,20 +39,11 @@ type DB struct {
 
 // migrations brings a database from version i to i+1.
 var migrations = []string{
-	// 0 → 1: entries and metadata.
+	// 0 → 1: entries (one row per directory, see pack.go) and metadata.
 	`CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
-	 CREATE TABLE entries (
-		dir    BLOB NOT NULL,
-		name   BLOB NOT NULL,
-		kind   INTEGER NOT NULL,
-		mode   INTEGER NOT NULL,
-		size   INTEGER NOT NULL,
-		mtime  INTEGER NOT NULL,
-		hash   BLOB NOT NULL,
-		target BLOB NOT NULL,
-		ino    INTEGER NOT NULL,
-		ctime  INTEGER NOT NULL,
-		PRIMARY KEY (dir, name)
+	 CREATE TABLE dirs (
+		path     BLOB PRIMARY KEY,
+		children BLOB NOT NULL
 	 ) WITHOUT ROWID;`,
 	// 1 → 2: run history and standing problems for reports.
 	`CREATE TABLE runs (
@@ -181,8 +171,7 @@ func (d *DB) init(readOnly bool) error {
 	} else if len(c) > 0 {
 		fmt.Sscan(string(c), &d.count)
 	}
-	if d.childStmt, err = d.db.PrepareContext(ctx,
-		"SELECT name, kind, mode, size, mtime, hash, target, ino, ctime FROM entries WHERE dir = ?"); err != nil {
+	if d.childStmt, err = d.db.PrepareContext(ctx, "SELECT children FROM dirs WHERE path = ?"); err != nil {
 		return err
 	}
 	return nil
@@ -273,275 +262,4 @@ func xor(dst *[32]byte, src [32]byte) {
 	for i := range dst {
 		dst[i] ^= src[i]
 	}
-}
-
-// Children returns the archived entries directly inside dir ("" is the
-// root), keyed by name.
-func (d *DB) Children(ctx context.Context, dir string) (map[string]*state.Entry, error) {
-	rows, err := d.childStmt.QueryContext(ctx, []byte(dir))
-	if err != nil {
-		return nil, d.wrap("read", err)
-	}
-	defer rows.Close()
-	out := make(map[string]*state.Entry)
-	for rows.Next() {
-		var name []byte
-		e, err := scanEntry(rows, &name)
-		if err != nil {
-			return nil, d.wrap("read", err)
-		}
-		out[string(name)] = e
-	}
-	return out, d.wrap("read", rows.Err())
-}
-
-type scanner interface{ Scan(...any) error }
-
-func scanEntry(rows scanner, name *[]byte) (*state.Entry, error) {
-	var (
-		e            state.Entry
-		kind         int
-		mode         int64
-		hash, target []byte
-		ino          int64
-	)
-	if err := rows.Scan(name, &kind, &mode, &e.Size, &e.MTime, &hash, &target, &ino, &e.CTime); err != nil {
-		return nil, err
-	}
-	e.Kind, e.Mode, e.Ino, e.Target = state.Kind(kind), uint32(mode), uint64(ino), string(target)
-	copy(e.Hash[:], hash)
-	return &e, nil
-}
-
-// Get returns the archived entry for p (nil when absent).
-func (d *DB) Get(ctx context.Context, p string) (*state.Entry, error) {
-	row := d.db.QueryRowContext(ctx,
-		"SELECT name, kind, mode, size, mtime, hash, target, ino, ctime FROM entries WHERE dir = ? AND name = ?",
-		[]byte(state.Parent(p)), []byte(state.Base(p)))
-	var name []byte
-	e, err := scanEntry(row, &name)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, d.wrap("read", err)
-	}
-	return e, nil
-}
-
-// subtreeRange returns the bounds of the dir column for everything strictly
-// below p: dir = p, or p+"/" <= dir < p+"0" ('0' follows '/').
-func subtreeArgs(p string) (string, []any) {
-	if p == "" {
-		return "1=1", nil
-	}
-	return "(dir = ? OR (dir >= ? AND dir < ?))", []any{[]byte(p), []byte(p + "/"), []byte(p + "0")}
-}
-
-// Subtree calls fn for every archived entry strictly below p, in no
-// particular order.
-func (d *DB) Subtree(ctx context.Context, p string, fn func(path string, e *state.Entry) error) error {
-	where, args := subtreeArgs(p)
-	rows, err := d.db.QueryContext(ctx,
-		"SELECT dir, name, kind, mode, size, mtime, hash, target, ino, ctime FROM entries WHERE "+where, args...)
-	if err != nil {
-		return d.wrap("read", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var dir, name []byte
-		e, err := scanEntry(prefixScanner{rows, &dir}, &name)
-		if err != nil {
-			return d.wrap("read", err)
-		}
-		if err := fn(state.Join(string(dir), string(name)), e); err != nil {
-			return err
-		}
-	}
-	return d.wrap("read", rows.Err())
-}
-
-// CountBelow returns how many entries lie strictly below p.
-func (d *DB) CountBelow(ctx context.Context, p string) (int64, error) {
-	where, args := subtreeArgs(p)
-	var n int64
-	err := d.db.QueryRowContext(ctx, "SELECT count(*) FROM entries WHERE "+where, args...).Scan(&n)
-	return n, d.wrap("read", err)
-}
-
-type prefixScanner struct {
-	rows *sql.Rows
-	dir  *[]byte
-}
-
-func (p prefixScanner) Scan(dest ...any) error {
-	return p.rows.Scan(append([]any{p.dir}, dest...)...)
-}
-
-// All returns every archived entry sorted by state.ComparePaths. It is used
-// only when two archives disagree and must be compared path by path.
-func (d *DB) All(ctx context.Context) ([]string, []*state.Entry, error) {
-	type pe struct {
-		p string
-		e *state.Entry
-	}
-	var all []pe
-	err := d.Subtree(ctx, "", func(p string, e *state.Entry) error {
-		all = append(all, pe{p, e})
-		return nil
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	sort.Slice(all, func(i, j int) bool { return state.ComparePaths(all[i].p, all[j].p) < 0 })
-	paths := make([]string, len(all))
-	entries := make([]*state.Entry, len(all))
-	for i, x := range all {
-		paths[i], entries[i] = x.p, x.e
-	}
-	return paths, entries, nil
-}
-
-// Update is one change to the archive: set Path to Entry, or forget Path
-// and everything below it when Entry is nil.
-type Update struct {
-	Path  string
-	Entry *state.Entry
-}
-
-// Apply writes updates in one transaction and keeps the digest current.
-func (d *DB) Apply(ctx context.Context, ups []Update) error {
-	if len(ups) == 0 {
-		return nil
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	digest, count := d.digest, d.count
-	tx, err := d.db.BeginTx(ctx, nil)
-	if err != nil {
-		return d.wrap("write", err)
-	}
-	defer tx.Rollback()
-	get, err := tx.PrepareContext(ctx, "SELECT name, kind, mode, size, mtime, hash, target, ino, ctime FROM entries WHERE dir = ? AND name = ?")
-	if err != nil {
-		return d.wrap("write", err)
-	}
-	defer get.Close()
-	put, err := tx.PrepareContext(ctx, `INSERT INTO entries(dir, name, kind, mode, size, mtime, hash, target, ino, ctime)
-		VALUES(?,?,?,?,?,?,?,?,?,?)
-		ON CONFLICT(dir, name) DO UPDATE SET kind=excluded.kind, mode=excluded.mode, size=excluded.size,
-		mtime=excluded.mtime, hash=excluded.hash, target=excluded.target, ino=excluded.ino, ctime=excluded.ctime`)
-	if err != nil {
-		return d.wrap("write", err)
-	}
-	defer put.Close()
-	del, err := tx.PrepareContext(ctx, "DELETE FROM entries WHERE dir = ? AND name = ?")
-	if err != nil {
-		return d.wrap("write", err)
-	}
-	defer del.Close()
-	for _, u := range ups {
-		dir, name := []byte(state.Parent(u.Path)), []byte(state.Base(u.Path))
-		var n []byte
-		old, err := scanEntry(get.QueryRowContext(ctx, dir, name), &n)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return d.wrap("write", err)
-		}
-		if old != nil {
-			xor(&digest, Fingerprint(u.Path, old))
-			count--
-		}
-		if u.Entry == nil || u.Entry.Kind != state.Dir {
-			// Forget everything below: the path is gone or no longer a
-			// directory.
-			if old != nil && old.Kind == state.Dir {
-				if err := d.forgetBelow(ctx, tx, u.Path, &digest, &count); err != nil {
-					return err
-				}
-			}
-		}
-		if u.Entry == nil {
-			if old != nil {
-				if _, err := del.ExecContext(ctx, dir, name); err != nil {
-					return d.wrap("write", err)
-				}
-			}
-			continue
-		}
-		e := u.Entry
-		if _, err := put.ExecContext(ctx, dir, name, int(e.Kind), int64(e.Mode), e.Size, e.MTime, e.Hash[:], []byte(e.Target), int64(e.Ino), e.CTime); err != nil {
-			return d.wrap("write", err)
-		}
-		xor(&digest, Fingerprint(u.Path, e))
-		count++
-	}
-	if err := d.saveDigest(ctx, tx, digest, count); err != nil {
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return d.wrap("commit", err)
-	}
-	d.digest, d.count = digest, count
-	return nil
-}
-
-func (d *DB) forgetBelow(ctx context.Context, tx *sql.Tx, p string, digest *[32]byte, count *int64) error {
-	where, args := subtreeArgs(p)
-	rows, err := tx.QueryContext(ctx, "SELECT dir, name, kind, mode, size, mtime, hash, target, ino, ctime FROM entries WHERE "+where, args...)
-	if err != nil {
-		return d.wrap("write", err)
-	}
-	for rows.Next() {
-		var dir, name []byte
-		e, err := scanEntry(prefixScanner{rows, &dir}, &name)
-		if err != nil {
-			rows.Close()
-			return d.wrap("write", err)
-		}
-		xor(digest, Fingerprint(state.Join(string(dir), string(name)), e))
-		*count--
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return d.wrap("write", err)
-	}
-	if _, err := tx.ExecContext(ctx, "DELETE FROM entries WHERE "+where, args...); err != nil {
-		return d.wrap("write", err)
-	}
-	return nil
-}
-
-func (d *DB) saveDigest(ctx context.Context, tx *sql.Tx, digest [32]byte, count int64) error {
-	const q = "INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"
-	if _, err := tx.ExecContext(ctx, q, "digest", digest[:]); err != nil {
-		return d.wrap("write", err)
-	}
-	if _, err := tx.ExecContext(ctx, q, "count", []byte(fmt.Sprint(count))); err != nil {
-		return d.wrap("write", err)
-	}
-	return nil
-}
-
-// Reset forgets every entry (used when the pair identity changed and the
-// archive describes another pairing).
-func (d *DB) Reset(ctx context.Context) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	tx, err := d.db.BeginTx(ctx, nil)
-	if err != nil {
-		return d.wrap("write", err)
-	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, "DELETE FROM entries"); err != nil {
-		return d.wrap("write", err)
-	}
-	var zero [32]byte
-	if err := d.saveDigest(ctx, tx, zero, 0); err != nil {
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return d.wrap("commit", err)
-	}
-	d.digest, d.count = zero, 0
-	return nil
 }

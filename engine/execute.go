@@ -104,7 +104,7 @@ func (s *Session) Execute(ctx context.Context, progress func(Progress)) (*Result
 	x.totals()
 	if !s.cfg.DryRun {
 		x.jobs = make(chan func())
-		for i := 0; i < 16; i++ {
+		for i := 0; i < 32; i++ {
 			x.workers.Add(1)
 			go func() {
 				defer x.workers.Done()

@@ -56,6 +56,7 @@ type Result struct {
 type scanner struct {
 	ctx     context.Context
 	root    string
+	rootfd  int
 	sub     string
 	arch    Archive
 	opts    Options
@@ -89,7 +90,12 @@ func Scan(ctx context.Context, root, sub string, arch Archive, opts Options) (*R
 	if opts.Hashers <= 0 {
 		opts.Hashers = max(2, runtime.NumCPU())
 	}
-	s := &scanner{ctx: ctx, root: root, sub: sub, arch: arch, opts: opts}
+	rootfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open root %s: %w", root, err)
+	}
+	defer unix.Close(rootfd)
+	s := &scanner{ctx: ctx, root: root, rootfd: rootfd, sub: sub, arch: arch, opts: opts}
 	s.hashCh = make(chan hashJob, 256)
 	for i := 0; i < opts.Hashers; i++ {
 		go s.hashWorker()
@@ -275,7 +281,7 @@ func kindName(mode uint32) string {
 
 // scanTop handles the top of a subtree scan.
 func (s *scanner) scanTop(p string) error {
-	parent, err := OpenDir(s.root, state.Parent(p))
+	parent, err := OpenDirAt(s.rootfd, state.Parent(p))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil
@@ -304,7 +310,7 @@ func (s *scanner) scanDir(j dirJob) {
 	if s.ctx.Err() != nil {
 		return
 	}
-	fd, err := OpenDir(s.root, j.path)
+	fd, err := OpenDirAt(s.rootfd, j.path)
 	if err != nil {
 		if j.path == "" {
 			s.fatal(fmt.Errorf("open root %s: %w", s.root, err))
@@ -534,12 +540,50 @@ func readNames(fd int) ([]string, error) {
 }
 
 // OpenDir opens the directory rel below root without following any symlink
-// on the way (each component is opened with O_NOFOLLOW), so a path can never
-// lead outside the root. It returns a file descriptor to close.
+// on the way, so a path can never lead outside the root. It returns a file
+// descriptor to close.
 func OpenDir(root, rel string) (int, error) {
 	fd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return -1, &fs.PathError{Op: "open", Path: root, Err: err}
+	}
+	if rel == "" {
+		return fd, nil
+	}
+	defer unix.Close(fd)
+	return OpenDirAt(fd, rel)
+}
+
+// openat2Missing is set once the kernel has said it lacks openat2.
+var openat2Missing atomic.Bool
+
+// OpenDirAt opens the directory rel below the directory rootfd without
+// following any symlink and without leaving it: with openat2's
+// RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS in one system call where the kernel
+// has it (Linux 5.6), else one O_NOFOLLOW component at a time.
+func OpenDirAt(rootfd int, rel string) (int, error) {
+	if rel == "" {
+		return unix.Dup(rootfd)
+	}
+	if !openat2Missing.Load() {
+		fd, err := unix.Openat2(rootfd, rel, &unix.OpenHow{
+			Flags:   unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC | unix.O_NOFOLLOW,
+			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+		})
+		switch {
+		case err == nil:
+			return fd, nil
+		case errors.Is(err, unix.ENOSYS):
+			openat2Missing.Store(true)
+		case errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.EXDEV):
+			return -1, &fs.PathError{Op: "open", Path: rel, Err: fmt.Errorf("%w: a component is a symlink or not a directory", err)}
+		default:
+			return -1, &fs.PathError{Op: "open", Path: rel, Err: err}
+		}
+	}
+	fd, err := unix.Dup(rootfd)
+	if err != nil {
+		return -1, err
 	}
 	for _, c := range splitPath(rel) {
 		nfd, err := unix.Openat(fd, c, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)

@@ -11,7 +11,6 @@ import (
 	"github.com/zeebo/blake3"
 	"golang.org/x/sys/unix"
 
-	"github.com/concord-sync/concord/archive/scan"
 	"github.com/concord-sync/concord/archive/state"
 	"github.com/concord-sync/concord/remote"
 )
@@ -29,7 +28,7 @@ func (e *Endpoint) Apply(ctx context.Context, op remote.Op, content io.Reader) (
 	if op.New == nil && op.Kind != remote.OpRemove {
 		return nil, fmt.Errorf("apply %s: no new state given", state.Display(op.Path))
 	}
-	dirfd, err := scan.OpenDir(e.root, state.Parent(op.Path))
+	dirfd, err := e.openDir(state.Parent(op.Path))
 	if err != nil {
 		if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
 			return nil, fmt.Errorf("%w: %s: a parent directory is a symlink or not a directory", remote.ErrUnsafePath, state.Display(op.Path))
@@ -201,7 +200,7 @@ func (e *Endpoint) put(ctx context.Context, dirfd int, op remote.Op, content io.
 	if err := unix.UtimesNanoAt(dirfd, tmp, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return nil, pathErr("set times of", op.Path, err)
 	}
-	if err := f.Sync(); err != nil {
+	if err := e.flusher().sync(fd); err != nil {
 		return nil, e.writeErr(op.Path, err)
 	}
 	if err := f.Close(); err != nil {

@@ -25,7 +25,7 @@ func (e *Endpoint) Signature(ctx context.Context, p string, expect *state.Entry)
 	if err := state.ValidatePath(p); err != nil {
 		return nil, fmt.Errorf("signature of %s: %w", state.Display(p), err)
 	}
-	dirfd, err := scan.OpenDir(e.root, state.Parent(p))
+	dirfd, err := e.openDir(state.Parent(p))
 	if err != nil {
 		return nil, changedErr(p, "its directory is gone")
 	}

@@ -35,6 +35,7 @@ type Options struct {
 type Endpoint struct {
 	rootArg  string
 	root     string
+	rootfd   int // the root, held open for the whole run
 	opts     Options
 	id       string
 	db       *archive.DB
@@ -51,6 +52,8 @@ type Endpoint struct {
 	closed   bool
 	putCount int64
 	putMu    sync.Mutex
+	syncOnce sync.Once
+	syncer   *groupSync
 }
 
 // New returns an endpoint for the local directory root.
@@ -90,6 +93,12 @@ func (e *Endpoint) Hello(ctx context.Context) (remote.Info, error) {
 		return remote.Info{}, fatalf("root %s: %v", abs, err)
 	}
 	e.root = resolved
+	if e.rootfd > 0 {
+		unix.Close(e.rootfd)
+	}
+	if e.rootfd, err = unix.Open(resolved, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+		return remote.Info{}, fatalf("open root %s: %v", resolved, err)
+	}
 	if e.opts.StateDir == "" {
 		if e.opts.StateDir, err = archive.StateDir(); err != nil {
 			return remote.Info{}, fatalf("%v", err)
@@ -100,6 +109,17 @@ func (e *Endpoint) Hello(ctx context.Context) (remote.Info, error) {
 	}
 	host, _ := os.Hostname()
 	return remote.Info{ReplicaID: e.id, Host: host, Root: e.root, Protocol: Protocol, Version: e.opts.Version}, nil
+}
+
+func (e *Endpoint) flusher() *groupSync {
+	e.syncOnce.Do(func() { e.syncer = newGroupSync() })
+	return e.syncer
+}
+
+// openDir opens the directory rel below the root, never following a
+// symlink and never leaving the root.
+func (e *Endpoint) openDir(rel string) (int, error) {
+	return scan.OpenDirAt(e.rootfd, rel)
 }
 
 // PairID names the pair of two replicas, the same on both sides.
@@ -229,7 +249,7 @@ func (e *Endpoint) Scan(ctx context.Context, req remote.ScanRequest, progress fu
 			if !tempOwnerDead(state.Base(t)) {
 				continue
 			}
-			if fd, err := scan.OpenDir(e.root, state.Parent(t)); err == nil {
+			if fd, err := e.openDir(state.Parent(t)); err == nil {
 				unix.Unlinkat(fd, state.Base(t), 0)
 				unix.Close(fd)
 			}
@@ -275,7 +295,7 @@ func (e *Endpoint) Stat(ctx context.Context, paths []string) ([]*state.Entry, er
 // current returns the state of p now, reading the file only when its stat
 // data differ from the archive.
 func (e *Endpoint) current(ctx context.Context, p string, buf []byte) (*state.Entry, error) {
-	dirfd, err := scan.OpenDir(e.root, state.Parent(p))
+	dirfd, err := e.openDir(state.Parent(p))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP) {
 			return nil, nil
@@ -337,7 +357,7 @@ func (e *Endpoint) ReadFile(ctx context.Context, p string, expect *state.Entry) 
 	if err := state.ValidatePath(p); err != nil {
 		return nil, fmt.Errorf("%w: %v", remote.ErrUnsafePath, err)
 	}
-	dirfd, err := scan.OpenDir(e.root, state.Parent(p))
+	dirfd, err := e.openDir(state.Parent(p))
 	if err != nil {
 		return nil, changedErr(p, "its directory is gone or replaced")
 	}
@@ -422,6 +442,9 @@ func (e *Endpoint) Close() error {
 		errs = append(errs, e.db.Close())
 	}
 	errs = append(errs, e.lock.Release())
+	if e.rootfd > 0 {
+		unix.Close(e.rootfd)
+	}
 	return errors.Join(errs...)
 }
 

@@ -75,7 +75,7 @@ func (e *Endpoint) removeChecked(ctx context.Context, dirfd int, p string, expec
 		q := order[i]
 		rel := strings.TrimPrefix(q, p)
 		rel = strings.TrimPrefix(rel, "/")
-		pfd, err := scan.OpenDir(e.root, state.Parent(q))
+		pfd, err := e.openDir(state.Parent(q))
 		if err != nil {
 			return pathErr("remove", q, err)
 		}

@@ -1,0 +1,305 @@
+package archive
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/concord-sync/concord/archive/state"
+)
+
+// Children returns the archived entries directly inside dir ("" is the
+// root), keyed by name.
+func (d *DB) Children(ctx context.Context, dir string) (map[string]*state.Entry, error) {
+	var blob []byte
+	err := d.childStmt.QueryRowContext(ctx, []byte(dir)).Scan(&blob)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, d.wrap("read", err)
+	}
+	out := make(map[string]*state.Entry)
+	if _, err := unpackDir(blob, func(name string, e *state.Entry) { out[name] = e }); err != nil {
+		return nil, d.damaged(dir, err)
+	}
+	return out, nil
+}
+
+func (d *DB) damaged(dir string, err error) error {
+	return fmt.Errorf("%w: archive %s: directory %s: %v; nothing was changed. Move it aside (mv %q %q.damaged) and run again: "+
+		"without an archive the next run is a first sync, which never deletes", ErrCorrupt, d.path, state.Display(dir), err, d.path, d.path)
+}
+
+// Get returns the archived entry for p (nil when absent).
+func (d *DB) Get(ctx context.Context, p string) (*state.Entry, error) {
+	if p == "" {
+		return nil, nil
+	}
+	ch, err := d.Children(ctx, state.Parent(p))
+	if err != nil {
+		return nil, err
+	}
+	return ch[state.Base(p)], nil
+}
+
+// querier is what both *sql.DB and *sql.Tx offer.
+type querier interface {
+	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+}
+
+// subtreeDirs selects the directory rows at and below p.
+func subtreeDirs(p string) (string, []any) {
+	if p == "" {
+		return "SELECT path, children FROM dirs", nil
+	}
+	return "SELECT path, children FROM dirs WHERE path = ? OR (path >= ? AND path < ?)",
+		[]any{[]byte(p), []byte(p + "/"), []byte(p + "0")}
+}
+
+// eachDir calls fn for every directory record at and below p.
+func (d *DB) eachDir(ctx context.Context, q querier, p string, fn func(dir string, blob []byte) error) error {
+	query, args := subtreeDirs(p)
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return d.wrap("read", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var dir, blob []byte
+		if err := rows.Scan(&dir, &blob); err != nil {
+			return d.wrap("read", err)
+		}
+		if err := fn(string(dir), blob); err != nil {
+			return err
+		}
+	}
+	return d.wrap("read", rows.Err())
+}
+
+// Subtree calls fn for every archived entry strictly below p, in no
+// particular order.
+func (d *DB) Subtree(ctx context.Context, p string, fn func(path string, e *state.Entry) error) error {
+	return d.eachDir(ctx, d.db, p, func(dir string, blob []byte) error {
+		var ferr error
+		if _, err := unpackDir(blob, func(name string, e *state.Entry) {
+			if ferr == nil {
+				ferr = fn(state.Join(dir, name), e)
+			}
+		}); err != nil {
+			return d.damaged(dir, err)
+		}
+		return ferr
+	})
+}
+
+// CountBelow returns how many entries lie strictly below p.
+func (d *DB) CountBelow(ctx context.Context, p string) (int64, error) {
+	var n int64
+	err := d.eachDir(ctx, d.db, p, func(dir string, blob []byte) error {
+		c, err := packedCount(blob)
+		if err != nil {
+			return d.damaged(dir, err)
+		}
+		n += c
+		return nil
+	})
+	return n, err
+}
+
+// All returns every archived entry sorted by state.ComparePaths. It is used
+// only when two archives disagree and must be compared path by path.
+func (d *DB) All(ctx context.Context) ([]string, []*state.Entry, error) {
+	type pe struct {
+		p string
+		e *state.Entry
+	}
+	var all []pe
+	err := d.Subtree(ctx, "", func(p string, e *state.Entry) error {
+		all = append(all, pe{p, e})
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	sort.Slice(all, func(i, j int) bool { return state.ComparePaths(all[i].p, all[j].p) < 0 })
+	paths := make([]string, len(all))
+	entries := make([]*state.Entry, len(all))
+	for i, x := range all {
+		paths[i], entries[i] = x.p, x.e
+	}
+	return paths, entries, nil
+}
+
+// Update is one change to the archive: set Path to Entry, or forget Path
+// and everything below it when Entry is nil.
+type Update struct {
+	Path  string
+	Entry *state.Entry
+}
+
+// batch holds the directory records an Apply changes, in memory until the
+// transaction writes them back.
+type batch struct {
+	d      *DB
+	ctx    context.Context
+	tx     *sql.Tx
+	dirs   map[string]map[string]*state.Entry // nil map: row to delete
+	digest [32]byte
+	count  int64
+}
+
+func (b *batch) dir(p string) (map[string]*state.Entry, error) {
+	if m, ok := b.dirs[p]; ok {
+		if m == nil {
+			m = make(map[string]*state.Entry)
+			b.dirs[p] = m
+		}
+		return m, nil
+	}
+	var blob []byte
+	err := b.tx.QueryRowContext(b.ctx, "SELECT children FROM dirs WHERE path = ?", []byte(p)).Scan(&blob)
+	m := make(map[string]*state.Entry)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return nil, b.d.wrap("write", err)
+	default:
+		if _, err := unpackDir(blob, func(n string, e *state.Entry) { m[n] = e }); err != nil {
+			return nil, b.d.damaged(p, err)
+		}
+	}
+	b.dirs[p] = m
+	return m, nil
+}
+
+// forgetBelow drops every record at and below directory p.
+func (b *batch) forgetBelow(p string) error {
+	seen := map[string]bool{}
+	drop := func(dir string, m map[string]*state.Entry) {
+		for n, e := range m {
+			xor(&b.digest, Fingerprint(state.Join(dir, n), e))
+			b.count--
+		}
+		b.dirs[dir] = nil
+		seen[dir] = true
+	}
+	for dir, m := range b.dirs {
+		if dir == p || state.IsBelow(dir, p) {
+			drop(dir, m)
+		}
+	}
+	return b.d.eachDir(b.ctx, b.tx, p, func(dir string, blob []byte) error {
+		if seen[dir] {
+			return nil
+		}
+		m := make(map[string]*state.Entry)
+		if _, err := unpackDir(blob, func(n string, e *state.Entry) { m[n] = e }); err != nil {
+			return b.d.damaged(dir, err)
+		}
+		drop(dir, m)
+		return nil
+	})
+}
+
+// Apply writes updates in one transaction and keeps the digest current.
+func (d *DB) Apply(ctx context.Context, ups []Update) error {
+	if len(ups) == 0 {
+		return nil
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return d.wrap("write", err)
+	}
+	defer tx.Rollback()
+	b := &batch{d: d, ctx: ctx, tx: tx, dirs: map[string]map[string]*state.Entry{}, digest: d.digest, count: d.count}
+	for _, u := range ups {
+		if u.Path == "" {
+			continue // the root itself is not archived
+		}
+		parent, name := state.Parent(u.Path), state.Base(u.Path)
+		m, err := b.dir(parent)
+		if err != nil {
+			return err
+		}
+		if old := m[name]; old != nil {
+			xor(&b.digest, Fingerprint(u.Path, old))
+			b.count--
+			delete(m, name)
+			if old.Kind == state.Dir && (u.Entry == nil || u.Entry.Kind != state.Dir) {
+				if err := b.forgetBelow(u.Path); err != nil {
+					return err
+				}
+				// forgetBelow may have dropped the parent's map if it
+				// lay below; fetch it again.
+				if m, err = b.dir(parent); err != nil {
+					return err
+				}
+			}
+		}
+		if u.Entry != nil {
+			e := *u.Entry
+			m[name] = &e
+			xor(&b.digest, Fingerprint(u.Path, &e))
+			b.count++
+		}
+	}
+	for dir, m := range b.dirs {
+		if len(m) == 0 {
+			if _, err := tx.ExecContext(ctx, "DELETE FROM dirs WHERE path = ?", []byte(dir)); err != nil {
+				return d.wrap("write", err)
+			}
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, "INSERT INTO dirs(path, children) VALUES(?, ?) ON CONFLICT(path) DO UPDATE SET children = excluded.children",
+			[]byte(dir), packDir(m)); err != nil {
+			return d.wrap("write", err)
+		}
+	}
+	if err := d.saveDigest(ctx, tx, b.digest, b.count); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return d.wrap("commit", err)
+	}
+	d.digest, d.count = b.digest, b.count
+	return nil
+}
+
+func (d *DB) saveDigest(ctx context.Context, tx *sql.Tx, digest [32]byte, count int64) error {
+	const q = "INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"
+	if _, err := tx.ExecContext(ctx, q, "digest", digest[:]); err != nil {
+		return d.wrap("write", err)
+	}
+	if _, err := tx.ExecContext(ctx, q, "count", []byte(fmt.Sprint(count))); err != nil {
+		return d.wrap("write", err)
+	}
+	return nil
+}
+
+// Reset forgets every entry.
+func (d *DB) Reset(ctx context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return d.wrap("write", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, "DELETE FROM dirs"); err != nil {
+		return d.wrap("write", err)
+	}
+	var zero [32]byte
+	if err := d.saveDigest(ctx, tx, zero, 0); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return d.wrap("commit", err)
+	}
+	d.digest, d.count = zero, 0
+	return nil
+}

@@ -1,0 +1,159 @@
+package archive
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/concord-sync/concord/archive/state"
+)
+
+// The archive stores one row per directory whose value packs all the
+// directory's entries (name-sorted) in the compact binary form below,
+// instead of one SQL row per path. Measured on 20,000 files, reading one row
+// per path through database/sql cost about 5 µs a row and was two thirds of
+// a no-change sync; one row per directory makes the archive read a small
+// fraction of the scan. The format:
+//
+//	uvarint count, then per entry:
+//	uvarint len(name), name, kind byte, uvarint mode, uvarint size,
+//	varint mtime, varint ctime, uvarint ino,
+//	[32]byte hash (files and symlinks), uvarint len(target), target (symlinks)
+
+// errPacked reports a damaged directory record.
+var errPacked = errors.New("damaged directory record")
+
+// maxPackedEntries bounds the count a record may claim, so a damaged
+// record cannot make the decoder allocate without limit.
+const maxPackedEntries = 1 << 26
+
+func appendEntry(b []byte, name string, e *state.Entry) []byte {
+	b = binary.AppendUvarint(b, uint64(len(name)))
+	b = append(b, name...)
+	b = append(b, byte(e.Kind))
+	b = binary.AppendUvarint(b, uint64(e.Mode))
+	b = binary.AppendUvarint(b, uint64(e.Size))
+	b = binary.AppendVarint(b, e.MTime)
+	b = binary.AppendVarint(b, e.CTime)
+	b = binary.AppendUvarint(b, e.Ino)
+	if e.Kind != state.Dir {
+		b = append(b, e.Hash[:]...)
+	}
+	if e.Kind == state.Symlink {
+		b = binary.AppendUvarint(b, uint64(len(e.Target)))
+		b = append(b, e.Target...)
+	}
+	return b
+}
+
+// packDir encodes a directory's entries.
+func packDir(children map[string]*state.Entry) []byte {
+	names := make([]string, 0, len(children))
+	for n := range children {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	b := make([]byte, 0, 16+len(names)*72)
+	b = binary.AppendUvarint(b, uint64(len(names)))
+	for _, n := range names {
+		b = appendEntry(b, n, children[n])
+	}
+	return b
+}
+
+type unpacker struct {
+	b   []byte
+	err error
+}
+
+func (u *unpacker) uvarint() uint64 {
+	if u.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(u.b)
+	if n <= 0 {
+		u.err = errPacked
+		return 0
+	}
+	u.b = u.b[n:]
+	return v
+}
+
+func (u *unpacker) varint() int64 {
+	if u.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(u.b)
+	if n <= 0 {
+		u.err = errPacked
+		return 0
+	}
+	u.b = u.b[n:]
+	return v
+}
+
+func (u *unpacker) bytes(n uint64) []byte {
+	if u.err != nil {
+		return nil
+	}
+	if n > uint64(len(u.b)) {
+		u.err = errPacked
+		return nil
+	}
+	out := u.b[:n]
+	u.b = u.b[n:]
+	return out
+}
+
+// unpackDir decodes a directory record, calling fn for each entry in name
+// order. It never panics on damaged input.
+func unpackDir(b []byte, fn func(name string, e *state.Entry)) (int, error) {
+	u := &unpacker{b: b}
+	count := u.uvarint()
+	if u.err != nil || count > maxPackedEntries || count > uint64(len(b)) {
+		return 0, fmt.Errorf("%w: bad entry count", errPacked)
+	}
+	for i := uint64(0); i < count; i++ {
+		name := string(u.bytes(u.uvarint()))
+		kind := u.bytes(1)
+		if u.err != nil {
+			return 0, u.err
+		}
+		e := &state.Entry{Kind: state.Kind(kind[0])}
+		if e.Kind != state.File && e.Kind != state.Dir && e.Kind != state.Symlink {
+			return 0, fmt.Errorf("%w: bad kind %d", errPacked, kind[0])
+		}
+		e.Mode = uint32(u.uvarint())
+		e.Size = int64(u.uvarint())
+		e.MTime = u.varint()
+		e.CTime = u.varint()
+		e.Ino = u.uvarint()
+		if e.Kind != state.Dir {
+			copy(e.Hash[:], u.bytes(32))
+		}
+		if e.Kind == state.Symlink {
+			e.Target = string(u.bytes(u.uvarint()))
+		}
+		if u.err != nil {
+			return 0, u.err
+		}
+		if name == "" {
+			return 0, fmt.Errorf("%w: empty name", errPacked)
+		}
+		fn(name, e)
+	}
+	if len(u.b) != 0 {
+		return 0, fmt.Errorf("%w: trailing bytes", errPacked)
+	}
+	return int(count), nil
+}
+
+// packedCount returns the entry count of a record without decoding it.
+func packedCount(b []byte) (int64, error) {
+	v, n := binary.Uvarint(b)
+	if n <= 0 || v > maxPackedEntries {
+		return 0, errPacked
+	}
+	return int64(v), nil
+}
