@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -174,10 +175,14 @@ func unmarshalBody(f *frame, v any) error {
 // encodeFrame returns f with its length prefix, compressed if compress is
 // set and that makes it shorter.
 func encodeFrame(f *frame, compress bool) ([]byte, error) {
-	payload, err := encMode.Marshal(f)
-	if err != nil {
+	var buf bytes.Buffer
+	buf.Grow(4 + len(f.Data) + len(f.Body) + 32)
+	buf.Write([]byte{0, 0, 0, 0})
+	if err := encMode.NewEncoder(&buf).Encode(f); err != nil {
 		return nil, fmt.Errorf("encode %s frame: %w", f.Type, err)
 	}
+	out := buf.Bytes()
+	payload := out[4:]
 	if len(payload) > MaxFrame {
 		return nil, fmt.Errorf("encode %s frame: %d bytes, more than the %d allowed", f.Type, len(payload), MaxFrame)
 	}
@@ -188,9 +193,7 @@ func encodeFrame(f *frame, compress bool) ([]byte, error) {
 			return z, nil
 		}
 	}
-	out := make([]byte, 4+len(payload))
 	binary.BigEndian.PutUint32(out, uint32(len(payload)))
-	copy(out[4:], payload)
 	return out, nil
 }
 

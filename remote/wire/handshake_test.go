@@ -129,3 +129,34 @@ func FuzzHandshake(f *testing.F) {
 		}
 	})
 }
+
+// TestWireConstants pins the numbers docs/protocol.md documents: changing
+// one needs a new ProtocolVersion and a new page.
+func TestWireConstants(t *testing.T) {
+	if got := hello(); !bytes.Equal(got, []byte("CONCORD\x00\x00\x00\x00\x01")) {
+		t.Errorf("hello = %q", got)
+	}
+	types := []struct {
+		t    msgType
+		want uint8
+	}{
+		{tHello, 1}, {tOpen, 2}, {tScan, 3}, {tArchiveList, 4}, {tStat, 5}, {tList, 6},
+		{tReadFile, 7}, {tApply, 8}, {tCommit, 9}, {tClose, 10}, {tSignature, 11}, {tReadDelta, 12},
+		{tSetup, 32}, {tData, 33}, {tEnd, 34}, {tItems, 35}, {tCredit, 36}, {tCancel, 37},
+		{tProgress, 38}, {tReply, 39}, {tError, 40},
+	}
+	for _, tt := range types {
+		if uint8(tt.t) != tt.want {
+			t.Errorf("%s = %d, documented as %d", tt.t, tt.t, tt.want)
+		}
+	}
+	if MaxFrame != 4<<20 || ChunkSize != 256<<10 || window != 4 || maxBatchItems != 4096 {
+		t.Error("a documented limit changed")
+	}
+	classes := []error{remote.ErrFatal, remote.ErrLocked, remote.ErrChanged, remote.ErrUnsafePath, context.Canceled, context.DeadlineExceeded}
+	for i, c := range classes {
+		if errClasses[i] != c {
+			t.Errorf("error class bit %d is %v, documented as %v", 1<<i, errClasses[i], c)
+		}
+	}
+}
