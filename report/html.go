@@ -71,8 +71,9 @@ type diffLine struct{ Class, Text string }
 // JavaScript, no external resources. The table can be sorted by clicking a
 // column header and filtered by a text box and by status; clicking a row
 // shows both sides in full and, when Item.Diff is set, the coloured diff.
-// The filter and sort order are kept in the URL fragment (#q=...&sort=...)
-// so a link can point at a view. Every string goes through html/template.
+// The view (filter, hidden statuses, sort order, all rows expanded) is kept
+// in the URL fragment (#q=...&hide=...&sort=...&dir=...&expand=1) so a link
+// can point at it. Every string goes through html/template.
 func WriteHTML(w io.Writer, r *Report) error {
 	if err := htmlTemplate.Execute(w, newHTMLView(r)); err != nil {
 		return fmt.Errorf("write HTML report: %w", err)

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -212,11 +213,15 @@ func TestHTMLInChromium(t *testing.T) {
 		{"hide conflicts", "#hide=conflict", "2", "01234"},
 		{"sort path descending", "#sort=path&dir=desc", "5", "12340"},
 		{"sort size ascending", "#sort=side2&dir=asc", "5", "14203"},
+		{"expand the shown rows", "#expand=1&hide=skipped,failed", "3", "01234"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			dom, log := chromium(t, bin, "file://"+page+tc.fragment)
-			for _, bad := range []string{"Uncaught", "ERROR:CONSOLE", "SyntaxError", "TypeError"} {
+			// The page never writes to the console, so any console line
+			// (Chromium logs them as INFO:CONSOLE or ERROR:CONSOLE) is an
+			// error, as is an uncaught exception.
+			for _, bad := range []string{"Uncaught", ":CONSOLE", "SyntaxError", "TypeError"} {
 				if strings.Contains(log, bad) {
 					t.Errorf("browser log has %q:\n%s", bad, log)
 				}
@@ -237,6 +242,13 @@ func TestHTMLInChromium(t *testing.T) {
 			}
 			if got.String() != tc.order {
 				t.Errorf("item order %q, want %q", got.String(), tc.order)
+			}
+			open, wantOpen := strings.Count(dom, `aria-expanded="true"`), 0
+			if strings.Contains(tc.fragment, "expand=1") {
+				wantOpen, _ = strconv.Atoi(tc.shown)
+			}
+			if open != wantOpen || strings.Count(dom, `class="item open"`) != wantOpen {
+				t.Errorf("%d rows open, want %d", open, wantOpen)
 			}
 		})
 	}
