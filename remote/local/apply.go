@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/zeebo/blake3"
@@ -245,29 +247,32 @@ func (e *Endpoint) replaceWith(ctx context.Context, dirfd int, p string, expect 
 	if err := create(tmp); err != nil {
 		return pathErr("create", p, err)
 	}
-	if err := e.clearFor(ctx, dirfd, p, expect); err != nil {
-		unix.Unlinkat(dirfd, tmp, unix.AT_REMOVEDIR)
-		unix.Unlinkat(dirfd, tmp, 0)
+	cleanup := func() {
+		if unix.Unlinkat(dirfd, tmp, unix.AT_REMOVEDIR) != nil {
+			unix.Unlinkat(dirfd, tmp, 0)
+		}
+	}
+	var st unix.Stat_t
+	newIsDir := unix.Fstatat(dirfd, tmp, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR
+	if err := e.recheck(dirfd, p, expect); err != nil {
+		cleanup()
 		return err
 	}
+	if err := e.clearFor(ctx, dirfd, p, expect); err != nil {
+		cleanup()
+		return err
+	}
+	if newIsDir && expect.Kind != state.Dir {
+		// rename(2) cannot put a directory over a file: remove the file
+		// (checked and backed up just above) first.
+		if err := unix.Unlinkat(dirfd, name, 0); err != nil && !errors.Is(err, unix.ENOENT) {
+			cleanup()
+			return pathErr("remove", p, err)
+		}
+	}
 	if err := unix.Renameat(dirfd, tmp, dirfd, name); err != nil {
+		cleanup()
 		return pathErr("rename into place", p, err)
-	}
-	return nil
-}
-
-// clearFor makes room for a new object at p: a directory there is removed
-// (after checking its contents), a file is backed up if asked. Files and
-// symlinks are otherwise replaced by the rename itself.
-func (e *Endpoint) clearFor(ctx context.Context, dirfd int, p string, expect *state.Entry) error {
-	if expect == nil {
-		return nil
-	}
-	if expect.Kind == state.Dir {
-		return e.removeChecked(ctx, dirfd, p, expect)
-	}
-	if expect.Kind == state.File {
-		return e.backupFile(dirfd, p)
 	}
 	return nil
 }
@@ -290,9 +295,9 @@ func (e *Endpoint) testKill(kind string) {
 	if spec == "" {
 		return
 	}
-	var k string
-	var n int64
-	if _, err := fmt.Sscanf(spec, "%4s:%d", &k, &n); err != nil || k != kind {
+	k, num, _ := strings.Cut(spec, ":")
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || k != kind {
 		return
 	}
 	e.putMu.Lock()
@@ -302,4 +307,20 @@ func (e *Endpoint) testKill(kind string) {
 	if c == n {
 		syscall.Kill(os.Getpid(), syscall.SIGKILL)
 	}
+}
+
+// clearFor makes room for a new object at p: a directory there is removed
+// (after checking its contents), a file is backed up if asked. Files and
+// symlinks are otherwise replaced by the rename itself.
+func (e *Endpoint) clearFor(ctx context.Context, dirfd int, p string, expect *state.Entry) error {
+	if expect == nil {
+		return nil
+	}
+	if expect.Kind == state.Dir {
+		return e.removeChecked(ctx, dirfd, p, expect)
+	}
+	if expect.Kind == state.File {
+		return e.backupFile(dirfd, p)
+	}
+	return nil
 }

@@ -250,7 +250,9 @@ func (e *Endpoint) Scan(ctx context.Context, req remote.ScanRequest, progress fu
 				continue
 			}
 			if fd, err := e.openDir(state.Parent(t)); err == nil {
-				unix.Unlinkat(fd, state.Base(t), 0)
+				if unix.Unlinkat(fd, state.Base(t), 0) != nil {
+					unix.Unlinkat(fd, state.Base(t), unix.AT_REMOVEDIR)
+				}
 				unix.Close(fd)
 			}
 		}
