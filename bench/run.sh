@@ -1,0 +1,545 @@
+#!/usr/bin/env bash
+# bench/run.sh: time concord against Unison, rsync and cp -a, side by side.
+#
+# Usage (from anywhere; the script finds the repository from its own path):
+#
+#   bench/run.sh                      # 100,000 files, local and remote cases
+#   N=10000 bench/run.sh              # a quicker run
+#   N=1000000 REMOTE=0 bench/run.sh   # the 1M-file memory figure
+#
+# What it does:
+#   1. Builds concord and bench/gentree into bench/out/, and generates a
+#      deterministic tree of N files (100 B to 4 KiB, DIRS directories) in
+#      $BENCH_DIR/src-N-DIRS (kept between runs; never inside the repository).
+#   2. Local cases, each tool on its own copy of the tree and with its own
+#      HOME / XDG_STATE_HOME / UNISON directory:
+#        (a) first sync into an empty replica: concord, unison, rsync -a,
+#            cp -a (the baseline) and cp -a followed by sync(1);
+#        (b) a second sync with nothing changed: concord, unison, rsync -a;
+#        (c) a sync after EDITS files were edited on each side: concord and
+#            unison; rsync -a only one way, with EDITS files edited on the
+#            source side (rsync cannot merge two sides).
+#      Warm-cache runs are repeated REPS times and the median is reported;
+#      with COLD=1 (and root) one more run of (a) and (b) follows
+#      "sync; echo 3 > /proc/sys/vm/drop_caches".
+#   3. Remote cases (REMOTE=1) against a throwaway sshd on 127.0.0.1: the
+#      first sync of the tree into an empty remote replica, a no-change
+#      sync, and a BIG_SIZE file (1 GiB) with 1,000 bytes changed in the
+#      middle, counting the bytes that cross loopback. concord takes part
+#      only if a probe sync to an ssh:// root succeeds; rsync and unison run
+#      either way.
+#   4. Prints a table (case, tool, cache, runs, median seconds, median
+#      user+sys CPU seconds, peak RSS, notes) and the ratios the targets in
+#      issues 2 and 3 use, and writes it to bench/out/results-DATE.txt.
+#
+# Settings (environment variables):
+#   N=100000        files in the tree        DIRS=1000   directories
+#   REPS=3          warm repetitions         EDITS=50    files edited per side in (c)
+#   COLD=1          also time cold-cache runs (needs root; skipped otherwise)
+#   LOCAL=1         run the local cases      REMOTE=1    run the remote cases
+#   REMOTE_N=$N     files in the remote tree BIG_SIZE=1073741824 bytes of the big file
+#   TOOLS="concord unison rsync cp"          which tools to time
+#   BENCH_DIR=/tmp/concord-bench             scratch space (needs about 3 GiB
+#                                            free for N=100000 plus BIG_SIZE x 7)
+#   KEEP=0          keep the scratch replicas afterwards (the source tree is
+#                   always kept, to save regenerating it)
+#
+# Peak RSS is the largest resident size of the timed process or of any one
+# of its children (/usr/bin/time %M); the far side of a remote sync (sshd,
+# concord serve, the unison server, the remote rsync) is not included.
+set -euo pipefail
+
+N=${N:-100000}
+DIRS=${DIRS:-1000}
+REPS=${REPS:-3}
+EDITS=${EDITS:-50}
+COLD=${COLD:-1}
+LOCAL=${LOCAL:-1}
+REMOTE=${REMOTE:-1}
+REMOTE_N=${REMOTE_N:-$N}
+BIG_SIZE=${BIG_SIZE:-1073741824}
+TOOLS=${TOOLS:-"concord unison rsync cp"}
+BENCH_DIR=${BENCH_DIR:-/tmp/concord-bench}
+KEEP=${KEEP:-0}
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+OUT=$REPO/bench/out
+CONCORD=$OUT/concord
+GENTREE=$OUT/gentree
+TCPCOUNT=$OUT/tcpcount
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+RESULTS=$OUT/results-$STAMP.txt
+ROWS=$OUT/rows-$STAMP.tsv
+
+die() { echo "bench: $*" >&2; exit 1; }
+say() { echo "bench: $*" >&2; }
+has_tool() { [[ " $TOOLS " == *" $1 "* ]]; }
+
+mkdir -p "$OUT"
+mkdir -p "$BENCH_DIR"
+BENCH_DIR=$(cd "$BENCH_DIR" && pwd -P)
+case "$BENCH_DIR/" in
+"$(cd "$REPO" && pwd -P)/"*) die "BENCH_DIR=$BENCH_DIR is inside the repository; choose a directory outside it" ;;
+esac
+for t in unison rsync /usr/bin/time; do
+	command -v "$t" >/dev/null || die "$t is not installed (apt-get install -y unison rsync time)"
+done
+LOG=$BENCH_DIR/log-$STAMP.txt
+: >"$LOG"
+
+say "building concord, gentree and tcpcount into $OUT"
+(cd "$REPO" && go build -o "$CONCORD" ./cmd/concord &&
+	go build -o "$GENTREE" ./bench/gentree && go build -o "$TCPCOUNT" ./bench/tcpcount)
+
+# ---------------------------------------------------------------- helpers
+
+# envfor HOME_DIR: the environment a tool runs in (own HOME, state, config).
+envfor() {
+	local h=$1
+	mkdir -p "$h"
+	echo "HOME=$h XDG_STATE_HOME=$h/.local/state XDG_CONFIG_HOME=$h/.config XDG_CACHE_HOME=$h/.cache UNISON=$h/.unison"
+}
+
+CAN_DROP=0
+if [[ $COLD == 1 ]]; then
+	if sync && echo 3 >/proc/sys/vm/drop_caches 2>/dev/null; then
+		CAN_DROP=1
+	else
+		say "cannot write /proc/sys/vm/drop_caches (not root?): cold-cache runs skipped"
+	fi
+fi
+drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+
+# timed HOME_DIR CMD...: runs CMD in HOME_DIR's environment, output to the
+# log; sets SECS (wall), CPU (user+sys), RSS (KiB) and RC.
+timed() {
+	local h=$1
+	shift
+	local tf t0 t1 last
+	tf=$(mktemp)
+	echo "### $(date -u +%T) $*" >>"$LOG"
+	t0=$(date +%s%N)
+	# shellcheck disable=SC2046 # envfor's words are meant to split
+	env $(envfor "$h") /usr/bin/time -f '%M %U %S' -o "$tf" "$@" >>"$LOG" 2>&1 && RC=0 || RC=$?
+	t1=$(date +%s%N)
+	last=$(tail -n 1 "$tf")
+	rm -f "$tf"
+	SECS=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
+	read -r RSS u s <<<"$last"
+	CPU=$(awk -v u="$u" -v s="$s" 'BEGIN { printf "%.2f", u + s }')
+	echo "### rc=$RC wall=${SECS}s cpu=${CPU}s rss=${RSS}KiB" >>"$LOG"
+}
+
+# record CASE TOOL CACHE NOTE [WIRE]: appends the last timed run (and the
+# bytes it put on the wire, for remote cases) to the rows file.
+record() {
+	local note=$4 wire=${5:-}
+	[[ $RC == 0 ]] || note="exit $RC; $note"
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$SECS" "$CPU" "$RSS" "$note" "$wire" >>"$ROWS"
+	say "$(printf '%-34s %-9s %-5s %8ss  cpu %6ss  rss %7s KiB  %s %s' "$1" "$2" "$3" "$SECS" "$CPU" "$RSS" "${wire:+wire $wire B}" "$note")"
+}
+
+# sync_cmd TOOL A B: the command line that syncs local roots A and B.
+sync_cmd() {
+	case $1 in
+	concord) echo "$CONCORD sync --batch $2 $3" ;;
+	unison) echo "unison $2 $3 -batch -auto -fastcheck true -times -terse -ui text -confirmbigdel=false" ;;
+	rsync) echo "rsync -a $2/ $3/" ;;
+	cp) echo "cp -a $2/. $3/" ;;
+	cp+sync) echo "sh -c 'cp -a $2/. $3/ && sync'" ;;
+	esac
+}
+
+count_files() { find "$1" -type f | wc -l; }
+
+SRC=$BENCH_DIR/src-$N-$DIRS
+if [[ ! -f $SRC.ok ]]; then
+	say "generating $N files in $DIRS directories into $SRC"
+	rm -rf "$SRC"
+	"$GENTREE" tree -n "$N" -dirs "$DIRS" "$SRC"
+	touch "$SRC.ok"
+fi
+
+: >"$ROWS"
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ---------------------------------------------------------------- local
+
+if [[ $LOCAL == 1 ]]; then
+	W=$BENCH_DIR/local
+	rm -rf "$W"
+	mkdir -p "$W"
+	local_tools=()
+	for t in concord unison rsync cp; do has_tool "$t" && local_tools+=("$t"); done
+	first_tools=("${local_tools[@]}")
+	has_tool cp && first_tools+=("cp+sync")
+	for t in "${first_tools[@]}"; do
+		say "copying the source tree for $t"
+		mkdir -p "$W/$t"
+		cp -a "$SRC" "$W/$t/a"
+	done
+
+	# reset TOOL: an empty replica b and a fresh HOME (no archive).
+	reset() {
+		rm -rf "$W/$1/b" "$W/$1/home"
+		mkdir -p "$W/$1/b" "$W/$1/home"
+	}
+
+	# (a) first sync into an empty replica; tools interleaved per repetition
+	# so that load from other users of the machine spreads over all of them.
+	for rep in $(seq "$REPS"); do
+		for t in "${first_tools[@]}"; do
+			reset "$t"
+			sync
+			timed "$W/$t/home" bash -c "$(sync_cmd "$t" "$W/$t/a" "$W/$t/b")"
+			got=$(count_files "$W/$t/b")
+			note=""
+			[[ $got == "$N" ]] || note="replica has $got files, want $N"
+			record "(a) first sync, $N files" "$t" warm "$note"
+		done
+	done
+	if [[ $CAN_DROP == 1 ]]; then
+		for t in "${first_tools[@]}"; do
+			reset "$t"
+			drop_caches
+			timed "$W/$t/home" bash -c "$(sync_cmd "$t" "$W/$t/a" "$W/$t/b")"
+			record "(a) first sync, $N files" "$t" cold ""
+		done
+	fi
+
+	# (b) nothing changed.
+	b_tools=()
+	for t in concord unison rsync; do has_tool "$t" && b_tools+=("$t"); done
+	for rep in $(seq "$REPS"); do
+		for t in "${b_tools[@]}"; do
+			timed "$W/$t/home" bash -c "$(sync_cmd "$t" "$W/$t/a" "$W/$t/b")"
+			record "(b) no change, $N files" "$t" warm ""
+		done
+	done
+	if [[ $CAN_DROP == 1 ]]; then
+		for t in "${b_tools[@]}"; do
+			drop_caches
+			timed "$W/$t/home" bash -c "$(sync_cmd "$t" "$W/$t/a" "$W/$t/b")"
+			record "(b) no change, $N files" "$t" cold ""
+		done
+	fi
+
+	# (c) EDITS files edited on each side (different files, new seeds per
+	# repetition); rsync one way only.
+	for rep in $(seq "$REPS"); do
+		for t in "${b_tools[@]}"; do
+			"$GENTREE" edit -count "$EDITS" -part 0 -seed $((100 + rep)) "$W/$t/a" >>"$LOG"
+			note="$EDITS edited on each side"
+			if [[ $t == rsync ]]; then
+				note="$EDITS edited, one way only"
+			else
+				"$GENTREE" edit -count "$EDITS" -part 1 -seed $((200 + rep)) "$W/$t/b" >>"$LOG"
+			fi
+			sync
+			timed "$W/$t/home" bash -c "$(sync_cmd "$t" "$W/$t/a" "$W/$t/b")"
+			if [[ $rep == "$REPS" ]] && ! diff -rq "$W/$t/a" "$W/$t/b" >>"$LOG" 2>&1; then
+				note="REPLICAS DIFFER after the run; $note"
+			fi
+			record "(c) after edits" "$t" warm "$note"
+		done
+	done
+	[[ $KEEP == 1 ]] || rm -rf "$W"
+fi
+
+# ---------------------------------------------------------------- remote
+
+# lo_bytes: received plus transmitted bytes of the loopback interface so
+# far (on lo every byte is counted once each way, so half a difference is
+# the traffic).
+lo_bytes() { awk -F'[: ]+' '$2 == "lo" { print $3 + $11 }' /proc/net/dev; }
+
+SSHD_PID=""
+RELAY_PID=""
+stop_sshd() {
+	local p
+	for p in "$RELAY_PID" "$SSHD_PID"; do
+		if [[ -n $p ]]; then
+			kill "$p" 2>/dev/null || true
+			wait "$p" 2>/dev/null || true
+		fi
+	done
+	SSHD_PID=""
+	RELAY_PID=""
+}
+trap stop_sshd EXIT
+
+# start_sshd DIR: a throwaway sshd on 127.0.0.1 with its own host key,
+# accepting only DIR/id_ed25519, behind a tcpcount relay that counts the
+# bytes of each connection into DIR/wire.log. Sets PORT (the relay's port,
+# the one clients use), RHOME, KEY and KNOWN.
+start_sshd() {
+	local d=$1 attempt
+	rm -rf "$d"
+	mkdir -p "$d/home"
+	RHOME=$d/home
+	ssh-keygen -q -t ed25519 -N '' -f "$d/host_key"
+	ssh-keygen -q -t ed25519 -N '' -f "$d/id_ed25519"
+	cp "$d/id_ed25519.pub" "$d/authorized_keys"
+	KEY=$d/id_ed25519
+	KNOWN=$d/known_hosts
+	[[ $(id -u) != 0 ]] || mkdir -p /run/sshd
+	for attempt in 1 2 3 4 5; do
+		PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+		cat >"$d/sshd_config" <<-EOF
+			ListenAddress 127.0.0.1:$PORT
+			HostKey $d/host_key
+			AuthorizedKeysFile $d/authorized_keys
+			PidFile $d/sshd.pid
+			PasswordAuthentication no
+			KbdInteractiveAuthentication no
+			PubkeyAuthentication yes
+			PermitRootLogin prohibit-password
+			StrictModes no
+			UsePAM no
+			UseDNS no
+			PrintMotd no
+			PrintLastLog no
+			PermitUserEnvironment no
+			X11Forwarding no
+			MaxSessions 64
+			MaxStartups 64
+			LogLevel VERBOSE
+			SetEnv HOME=$RHOME
+		EOF
+		/usr/sbin/sshd -D -e -f "$d/sshd_config" >>"$d/sshd.log" 2>&1 &
+		SSHD_PID=$!
+		for _ in $(seq 100); do
+			if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+				: >"$d/wire.log"
+				"$TCPCOUNT" -to "127.0.0.1:$PORT" -port-file "$d/relay.port" -log "$d/wire.log" 2>>"$d/sshd.log" &
+				RELAY_PID=$!
+				for _ in $(seq 100); do
+					[[ -s $d/relay.port ]] && break
+					sleep 0.1
+				done
+				[[ -s $d/relay.port ]] || die "tcpcount did not start; see $d/sshd.log"
+				SSHD_PORT=$PORT
+				PORT=$(cat "$d/relay.port")
+				echo "[127.0.0.1]:$PORT $(cut -d' ' -f1,2 "$d/host_key.pub")" >"$KNOWN"
+				return 0
+			fi
+			kill -0 "$SSHD_PID" 2>/dev/null || break
+			sleep 0.1
+		done
+		stop_sshd
+	done
+	die "sshd did not start; see $d/sshd.log"
+}
+
+# client_home TOOL: a HOME for TOOL holding the key, known_hosts and an
+# ~/.ssh/config that reaches the bench sshd.
+client_home() {
+	local h=$RW/$1/home
+	mkdir -p "$h/.ssh"
+	chmod 700 "$h/.ssh"
+	cp "$KEY" "$h/.ssh/id_ed25519"
+	cp "$KNOWN" "$h/.ssh/known_hosts"
+	cat >"$h/.ssh/config" <<-EOF
+		Host 127.0.0.1
+		  HostName 127.0.0.1
+		  Port $PORT
+		  User $(id -un)
+		  IdentityFile $h/.ssh/id_ed25519
+		  UserKnownHostsFile $h/.ssh/known_hosts
+		  StrictHostKeyChecking yes
+	EOF
+	chmod 600 "$h/.ssh/"*
+}
+
+# remote_cmd TOOL A REMOTE_PATH: the command line that syncs local A with
+# REMOTE_PATH on the bench sshd.
+remote_cmd() {
+	local h=$RW/$1/home
+	local sshargs="-p $PORT -i $h/.ssh/id_ed25519 -o UserKnownHostsFile=$h/.ssh/known_hosts -o StrictHostKeyChecking=yes -o BatchMode=yes"
+	case $1 in
+	concord) echo "$CONCORD sync --batch $2 ssh://127.0.0.1:$PORT$3" ;;
+	unison) echo "unison $2 ssh://$(id -un)@127.0.0.1/$3 -sshargs '$sshargs' -batch -auto -fastcheck true -times -terse -ui text -confirmbigdel=false" ;;
+	rsync) echo "rsync -a -e 'ssh $sshargs' $2/ 127.0.0.1:$3/" ;;
+	esac
+}
+
+# wire_lines: how many connections the relay has logged so far.
+wire_lines() { wc -l <"$RW/sshd/wire.log"; }
+
+# wire_bytes FROM: the bytes both ways over the connections the relay
+# logged after line FROM.
+wire_bytes() {
+	tail -n +$(($1 + 1)) "$RW/sshd/wire.log" | awk '{ n += $1 + $2 } END { print n + 0 }'
+}
+
+# timed_remote CASE TOOL CMD: runs CMD as TOOL, records time and loopback
+# bytes.
+timed_remote() {
+	local c=$1 t=$2 cmd=$3 before after mark s note
+	sync
+	mark=$(wire_lines)
+	before=$(lo_bytes)
+	timed "$RW/$t/home" bash -c "$cmd"
+	after=$(lo_bytes)
+	sleep 0.3 # let the relay log the closed connection
+	s=$(wire_bytes "$mark")
+	note="lo $(numfmt --to=iec --suffix=B $(((after - before) / 4)))"
+	record "$c" "$t" warm "$note" "$s"
+}
+
+if [[ $REMOTE == 1 ]]; then
+	RW=$BENCH_DIR/remote
+	rm -rf "$RW"
+	mkdir -p "$RW"
+	start_sshd "$RW/sshd"
+	say "sshd listening on 127.0.0.1:$SSHD_PORT behind the counting relay on port $PORT (log: $RW/sshd/sshd.log)"
+	remote_tools=()
+	for t in concord unison rsync; do has_tool "$t" && remote_tools+=("$t"); done
+	for t in "${remote_tools[@]}"; do client_home "$t"; done
+
+	if has_tool concord; then
+		# The probe also lets concord install itself on the far side
+		# (~/.cache/concord), so that the timed runs do not include it.
+		mkdir -p "$RW/probe/a" "$RW/probe/b"
+		echo probe >"$RW/probe/a/file"
+		timed "$RW/concord/home" bash -c "$(remote_cmd concord "$RW/probe/a" "$RW/probe/b")"
+		if [[ $RC != 0 || ! -f $RW/probe/b/file ]]; then
+			say "concord sync to an ssh:// root failed (exit $RC; not supported yet?): concord skipped in the remote cases; see $LOG"
+			echo "concord: ssh:// probe failed (exit $RC); remote concord rows skipped" >>"$ROWS.notes"
+			remote_tools=("${remote_tools[@]/concord/}")
+		fi
+	fi
+	tools=()
+	for t in "${remote_tools[@]}"; do [[ -z $t ]] || tools+=("$t"); done
+
+	RSRC=$BENCH_DIR/src-$REMOTE_N-$DIRS
+	if [[ ! -f $RSRC.ok ]]; then
+		say "generating $REMOTE_N files for the remote cases"
+		rm -rf "$RSRC"
+		"$GENTREE" tree -n "$REMOTE_N" -dirs "$DIRS" "$RSRC"
+		touch "$RSRC.ok"
+	fi
+	for t in "${tools[@]}"; do
+		say "copying the source tree for remote $t"
+		cp -a "$RSRC" "$RW/$t/a"
+		mkdir -p "$RW/$t/b"
+	done
+
+	# (a) first sync into an empty remote replica, once per tool (slow).
+	for t in "${tools[@]}"; do
+		timed_remote "(ra) remote first sync, $REMOTE_N files" "$t" "$(remote_cmd "$t" "$RW/$t/a" "$RW/$t/b")"
+	done
+	# (b) nothing changed.
+	for rep in $(seq "$REPS"); do
+		for t in "${tools[@]}"; do
+			timed_remote "(rb) remote no change, $REMOTE_N files" "$t" "$(remote_cmd "$t" "$RW/$t/a" "$RW/$t/b")"
+		done
+	done
+	for t in "${tools[@]}"; do rm -rf "$RW/$t/a" "$RW/$t/b"; done
+
+	# (c) one big file, 1,000 bytes changed in its middle.
+	BIG=$BENCH_DIR/big-$BIG_SIZE.bin
+	if [[ ! -f $BIG.ok ]]; then
+		say "generating the $BIG_SIZE-byte file"
+		"$GENTREE" big -size "$BIG_SIZE" "$BIG"
+		touch "$BIG.ok"
+	fi
+	for t in "${tools[@]}"; do
+		mkdir -p "$RW/$t/biga" "$RW/$t/bigb"
+		cp -a "$BIG" "$RW/$t/biga/big.bin"
+		timed_remote "(rc0) remote first copy, 1 big file" "$t" "$(remote_cmd "$t" "$RW/$t/biga" "$RW/$t/bigb")"
+	done
+	for rep in $(seq "$REPS"); do
+		for t in "${tools[@]}"; do
+			"$GENTREE" poke -bytes 1000 -seed $((300 + rep)) "$RW/$t/biga/big.bin"
+			timed_remote "(rc) remote big file, 1000 B changed" "$t" "$(remote_cmd "$t" "$RW/$t/biga" "$RW/$t/bigb")"
+			if [[ $rep == "$REPS" ]] && ! cmp -s "$RW/$t/biga/big.bin" "$RW/$t/bigb/big.bin"; then
+				echo "$t: big file differs after the run" >>"$ROWS.notes"
+			fi
+		done
+	done
+	stop_sshd
+	[[ $KEEP == 1 ]] || rm -rf "$RW"
+fi
+
+# ---------------------------------------------------------------- report
+
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# table: one line per (case, tool, cache): runs, median wall and CPU, peak
+# RSS and the distinct notes.
+table() {
+	awk -F'\t' '
+	function median(list,    a, n, i, j, t) {
+		n = split(list, a, " ")
+		for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j-1] + 0 > a[j] + 0; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
+		return n % 2 ? a[(n+1)/2] : (a[n/2] + a[n/2+1]) / 2
+	}
+	{
+		k = $1 SUBSEP $2 SUBSEP $3
+		if (!(k in runs)) order[++nk] = k
+		runs[k]++; secs[k] = secs[k] " " $4; cpu[k] = cpu[k] " " $5
+		if ($8 != "") wire[k] = wire[k] " " $8
+		if ($6 + 0 > rss[k]) rss[k] = $6 + 0
+		if ($7 != "" && $8 == "" && index(notes[k], $7) == 0) notes[k] = notes[k] (notes[k] == "" ? "" : "; ") $7
+	}
+	END {
+		printf "%-36s %-8s %-5s %4s %9s %8s %10s %11s  %s\n", "case", "tool", "cache", "runs", "median s", "cpu s", "peak RSS", "wire", "notes"
+		for (i = 1; i <= nk; i++) {
+			k = order[i]; split(k, p, SUBSEP)
+			m = median(secs[k]); c = median(cpu[k])
+			w = (k in wire) ? median(wire[k]) : ""
+			ws = w == "" ? "-" : (w >= 1048576 ? sprintf("%.1f MiB", w / 1048576) : sprintf("%.1f KiB", w / 1024))
+			printf "%-36s %-8s %-5s %4d %9.3f %8.2f %7.1f MiB %11s  %s\n", p[1], p[2], p[3], runs[k], m, c, rss[k] / 1024, ws, notes[k]
+			print p[1] "\t" p[2] "\t" p[3] "\t" m "\t" w > "/dev/stderr"
+		}
+	}' "$ROWS" 2>"$ROWS.medians"
+}
+
+# med CASE_PREFIX TOOL CACHE [FIELD]: the median seconds (or, with FIELD
+# 5, wire bytes) of that row, or empty.
+med() { awk -F'\t' -v c="$1" -v t="$2" -v k="$3" -v f="${4:-4}" 'index($1, c) == 1 && $2 == t && $3 == k { print $f; exit }' "$ROWS.medians"; }
+
+ratio() {
+	local what=$1 num=$2 den=$3 target=$4
+	if [[ -n $num && -n $den ]]; then
+		awk -v w="$what" -v a="$num" -v b="$den" -v t="$target" 'BEGIN {
+			r = a / b; printf "%-52s %6.2f  (target %s: %s)\n", w, r, t, (r <= t + 0 ? "met" : "NOT met") }'
+	fi
+}
+
+{
+	echo "concord benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
+	echo "machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))," \
+		"$(free -g | awk '/Mem:/ { print $2 }') GiB RAM, $(df -T "$BENCH_DIR" | awk 'NR == 2 { print $2 }') at $BENCH_DIR;" \
+		"load average $LOAD_START at start, $LOAD_END at end"
+	echo "versions: concord $(git -C "$REPO" rev-parse --short HEAD)$(git -C "$REPO" diff --quiet HEAD -- . ':!bench' 2>/dev/null || echo '+dirty'), $(unison -version | head -n 1), $(rsync --version | head -n 1 | sed 's/  */ /g')"
+	echo "tree: N=$N files of 100 B to 4 KiB in DIRS=$DIRS directories; REPS=$REPS warm runs (median); cold = after drop_caches, one run"
+	echo
+	table
+	echo
+	ratio "(b) concord / unison, no change, warm" "$(med "(b)" concord warm)" "$(med "(b)" unison warm)" 0.4
+	ratio "(b) concord / unison, no change, cold" "$(med "(b)" concord cold)" "$(med "(b)" unison cold)" 0.4
+	ratio "(a) concord / cp -a, first sync, warm" "$(med "(a)" concord warm)" "$(med "(a)" cp warm)" 1.5
+	ratio "(a) concord / (cp -a + sync), first sync, warm" "$(med "(a)" concord warm)" "$(med "(a)" cp+sync warm)" 1.5
+	ratio "(a) concord / cp -a, first sync, cold" "$(med "(a)" concord cold)" "$(med "(a)" cp cold)" 1.5
+	ratio "(c) concord / unison, after edits" "$(med "(c)" concord warm)" "$(med "(c)" unison warm)" 1
+	ratio "(ra) remote first sync: concord / rsync" "$(med "(ra)" concord warm)" "$(med "(ra)" rsync warm)" 1
+	ratio "(rb) remote no change: concord / unison" "$(med "(rb)" concord warm)" "$(med "(rb)" unison warm)" 0.4
+	ratio "(rc) remote big file: concord / rsync (time)" "$(med "(rc)" concord warm)" "$(med "(rc)" rsync warm)" 1
+	ratio "(rc) remote big file: concord / rsync (wire bytes)" "$(med "(rc)" concord warm 5)" "$(med "(rc)" rsync warm 5)" 2
+	[[ ! -s $ROWS.notes ]] || {
+		echo
+		cat "$ROWS.notes"
+	}
+	echo
+	echo "Seconds are wall-clock medians; cpu s is user+sys of the timed process tree."
+	echo "Peak RSS: the largest single process of the client side (/usr/bin/time %M)."
+	echo "Remote notes: 'wire' is the SSH stream both ways (TCP payload) counted by"
+	echo "bench/tcpcount, a relay in front of sshd that every tool connects through;"
+	echo "'lo' is a quarter of the loopback rx+tx bytes during the run (each byte"
+	echo "crosses lo twice, client-relay and relay-sshd, and is counted as rx and"
+	echo "tx): it includes TCP/IP headers and anything else on lo at that time."
+	echo "Raw samples: $ROWS; tool output: $LOG"
+} | tee "$RESULTS"
+say "results written to $RESULTS"
