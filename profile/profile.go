@@ -278,6 +278,8 @@ func LoadFile(path string) (*Profile, error) {
 // Parse decodes and checks a profile's TOML text. path names the source in
 // error messages. Every error is an *Error or a join of them.
 func Parse(name, path string, data []byte) (*Profile, error) {
+	// A byte-order mark, as some editors write, is not part of TOML.
+	data = bytes.TrimPrefix(data, []byte("\ufeff"))
 	var raw file
 	dec := toml.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()

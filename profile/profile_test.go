@@ -109,6 +109,7 @@ func TestParseValues(t *testing.T) {
 		}},
 		{"keepalive zero", roots + "[ssh]\nkeepalive_interval = \"0s\"\n", func(p *Profile) bool { return p.SSH.KeepAlive == 0 }},
 		{"report markdown", roots + "report = \"r.markdown\"\n", func(p *Profile) bool { return p.Report == "r.markdown" }},
+		{"byte-order mark", "\ufeff" + roots + "batch = true\n", func(p *Profile) bool { return p.Batch }},
 		{"CRLF line ends", "roots = [\"/a\", \"/b\"]\r\nbatch = true\r\n", func(p *Profile) bool { return p.Batch }},
 	}
 	for _, tc := range tests {
