@@ -10,7 +10,6 @@ import (
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
-	"github.com/charmbracelet/lipgloss"
 
 	"github.com/concord-sync/concord/archive/state"
 	"github.com/concord-sync/concord/engine"
@@ -81,7 +80,7 @@ func Run(ctx context.Context, prepare func(ctx context.Context, scan func(engine
 	inner, cancel := context.WithCancel(ctx)
 	defer cancel()
 	track := &tracker{}
-	r := lipgloss.NewRenderer(out)
+	r := newRenderer(out, opts.NoColor)
 	m := newModel(inner, opts, newStyles(r, !opts.NoColor), track)
 
 	popts := []tea.ProgramOption{tea.WithContext(ctx), tea.WithOutput(out)}

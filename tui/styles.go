@@ -1,6 +1,8 @@
 package tui
 
 import (
+	"io"
+
 	"github.com/charmbracelet/lipgloss"
 	"github.com/muesli/termenv"
 )
@@ -86,4 +88,16 @@ func newStyles(r *lipgloss.Renderer, color bool) *styles {
 	s.input = ns()
 	s.inputCursor = ns().Reverse(true)
 	return s
+}
+
+// newRenderer returns the renderer for out. With noColor on a terminal it
+// keeps the attributes (bold, reverse video for the selection): NO_COLOR
+// asks for no colour, and the colourless styles carry none, but lipgloss
+// would otherwise drop every attribute along with the colours.
+func newRenderer(out io.Writer, noColor bool) *lipgloss.Renderer {
+	r := lipgloss.NewRenderer(out)
+	if noColor && r.Output().ColorProfile() != termenv.Ascii {
+		r.SetColorProfile(termenv.ANSI)
+	}
+	return r
 }

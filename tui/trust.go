@@ -10,7 +10,6 @@ import (
 
 	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
-	"github.com/charmbracelet/lipgloss"
 
 	"github.com/concord-sync/concord/archive/state"
 )
@@ -93,7 +92,7 @@ func AskTrust(host, fingerprint, keyType string) (bool, error) {
 // askTrust runs the standalone prompt on out, reading in (nil: the
 // terminal). A reader other than a terminal that ends counts as no answer.
 func askTrust(in io.Reader, out io.Writer, noColor bool, ask askTrustMsg) (bool, error) {
-	r := lipgloss.NewRenderer(out)
+	r := newRenderer(out, noColor)
 	m := &trustModel{p: newTrustPrompt(newStyles(r, !noColor), ask)}
 	opts := []tea.ProgramOption{tea.WithOutput(out)}
 	var p *tea.Program
