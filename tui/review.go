@@ -564,8 +564,15 @@ func (r *review) View() string {
 	b.WriteString(r.st.title.Render(cut(fmt.Sprintf("concord review   1: %s   2: %s",
 		state.Display(r.root1), state.Display(r.root2)), r.width)))
 	b.WriteByte('\n')
-	b.WriteString(r.st.colHead.Render(cut(strings.Repeat(" ", gutterWidth)+
-		pad("side 1", wordWidth)+" "+pad("action", arrowWidth)+" "+pad("side 2", wordWidth)+" path", r.width)))
+	head := strings.Repeat(" ", gutterWidth) + pad("side 1", wordWidth) + " " + pad("action", arrowWidth) +
+		" " + pad("side 2", wordWidth) + " path"
+	if len(r.view) > 0 {
+		pos := count(int64(r.cursor+1)) + "/" + count(int64(len(r.view)))
+		if gap := r.width - len(head) - len(pos); gap > 0 {
+			head += strings.Repeat(" ", gap) + pos
+		}
+	}
+	b.WriteString(r.st.colHead.Render(cut(head, r.width)))
 	b.WriteByte('\n')
 	b.WriteString(r.listView())
 	b.WriteByte('\n')
