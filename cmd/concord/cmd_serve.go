@@ -2,10 +2,34 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"io"
+
+	"github.com/concord-sync/concord/remote/local"
+	"github.com/concord-sync/concord/remote/wire"
 )
 
-const protocolVersion = 1
+// protocolVersion is the endpoint protocol this build speaks.
+const protocolVersion = wire.ProtocolVersion
 
+// stdio joins standard input and output into the connection serve answers.
+type stdio struct {
+	io.Reader
+	io.Writer
+}
+
+// cmdServe is the remote side: `concord serve ROOT` answers the wire
+// protocol on standard input and output for the root ROOT on this host.
+// concord sync starts it over SSH; people do not run it by hand.
 func cmdServe(ctx context.Context, e *env, args []string) error {
-	return usageErr("serve is not available in this build")
+	if len(args) != 1 || args[0] == "" || args[0][0] == '-' {
+		return usageErr("usage: concord serve ROOT (concord sync starts it on the remote host over SSH)")
+	}
+	ep := local.New(args[0], local.Options{Version: Version})
+	defer ep.Close()
+	if err := wire.Serve(ctx, stdio{e.stdin, e.stdout}, ep); err != nil {
+		fmt.Fprintf(e.stderr, "concord serve: %v\n", err)
+		return &exitError{code: exitFatal, err: errQuiet}
+	}
+	return nil
 }
