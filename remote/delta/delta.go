@@ -90,14 +90,18 @@ func newMatcher(sig *Sig) *matcher {
 // is w and whose strong hash matches win, preferring block want (the one
 // after the previous match, so that runs merge); -1 if none.
 func (m *matcher) find(w uint32, win []byte, want int64) int64 {
+	return m.findHashed(w, win, want, [StrongSize]byte{}, false)
+}
+
+// findHashed is find with the window's strong hash h already computed if
+// hashed is set.
+func (m *matcher) findHashed(w uint32, win []byte, want int64, h [StrongSize]byte, hashed bool) int64 {
 	s := m.slot(w)
 	if m.filter[s/64]&(1<<(s%64)) == 0 {
 		return -1
 	}
 	blocks := m.sig.Blocks
-	var h [StrongSize]byte
-	hashed := false
-	if want >= 0 && want < int64(len(blocks)) && blocks[want].Weak == w && m.blockLen(want) == len(win) {
+	if !hashed && want >= 0 && want < int64(len(blocks)) && blocks[want].Weak == w && m.blockLen(want) == len(win) {
 		h, hashed = strong(win), true
 		if blocks[want].Strong == h {
 			return want
@@ -245,12 +249,31 @@ func Delta(sig *Sig, newFile io.Reader, emit func(Instr) error) error {
 			}
 			break
 		}
+		var h [StrongSize]byte
+		hashed := false
 		if fresh {
+			// Right after a match the next block most often follows:
+			// try it on the strong hash alone, skipping the weak sum.
+			if want >= 0 && want < int64(len(sig.Blocks)) && m.blockLen(want) == bs {
+				h, hashed = strong(buf[pos:pos+bs]), true
+				if h == sig.Blocks[want].Strong {
+					if err := e.literal(buf[lit:pos]); err != nil {
+						return err
+					}
+					if err := e.copy(want); err != nil {
+						return err
+					}
+					pos += bs
+					lit = pos
+					want++
+					continue
+				}
+			}
 			a, b = weakSums(buf[pos : pos+bs])
 			fresh = false
 		}
 		w := a&0xffff | b<<16
-		if i := m.find(w, buf[pos:pos+bs], want); i >= 0 {
+		if i := m.findHashed(w, buf[pos:pos+bs], want, h, hashed); i >= 0 {
 			if err := e.literal(buf[lit:pos]); err != nil {
 				return err
 			}

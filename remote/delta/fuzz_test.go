@@ -143,3 +143,30 @@ func (s strictReaderAt) ReadAt(p []byte, off int64) (int, error) {
 type countWriter struct{ n int64 }
 
 func (w *countWriter) Write(p []byte) (int, error) { w.n += int64(len(p)); return len(p), nil }
+
+// FuzzApply gives the patcher arbitrary instructions, as a hostile peer's
+// decoded stream could: it must refuse what does not fit the basis and
+// never read outside it.
+func FuzzApply(f *testing.F) {
+	f.Add(uint8(Copy), int64(0), int64(1), []byte(nil), int64(5000))
+	f.Add(uint8(Copy), int64(2), int64(1<<62), []byte(nil), int64(5000))
+	f.Add(uint8(Literal), int64(0), int64(0), []byte("abc"), int64(0))
+	f.Fuzz(func(t *testing.T, kind uint8, block, count int64, data []byte, basisSize int64) {
+		if basisSize < 0 || basisSize > 1<<20 {
+			return
+		}
+		basis := make([]byte, basisSize)
+		var out countWriter
+		p, err := NewPatcher(strictReaderAt{basis, basisSize}, Header{BlockSize: MinBlockSize, BasisSize: basisSize}, &out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = p.Apply(Instr{Kind: InstrKind(kind), Block: block, Count: count, Data: data})
+		if err == nil && out.n == 0 {
+			t.Fatal("an accepted instruction wrote nothing")
+		}
+		if err != nil && out.n != 0 {
+			t.Fatalf("a refused instruction wrote %d bytes", out.n)
+		}
+	})
+}
