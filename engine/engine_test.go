@@ -1,0 +1,544 @@
+package engine_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/concord-sync/concord/archive"
+	"github.com/concord-sync/concord/archive/state"
+	"github.com/concord-sync/concord/engine"
+	"github.com/concord-sync/concord/reconcile"
+	"github.com/concord-sync/concord/remote"
+	"github.com/concord-sync/concord/remote/local"
+)
+
+// pair is two local roots with their own state directory.
+type pair struct {
+	t          *testing.T
+	root       [3]string // index 1 and 2
+	stateDir   string
+	dialCounts [3]*countingEndpoint
+}
+
+func newPair(t *testing.T) *pair {
+	t.Helper()
+	t.Setenv("XDG_STATE_HOME", t.TempDir())
+	p := &pair{t: t}
+	for i := 1; i <= 2; i++ {
+		d, err := filepath.EvalSymlinks(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.root[i] = d
+	}
+	dir, err := archive.StateDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.stateDir = dir
+	return p
+}
+
+func (p *pair) write(side int, rel, content string) {
+	p.t.Helper()
+	full := filepath.Join(p.root[side], filepath.FromSlash(rel))
+	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+		p.t.Fatal(err)
+	}
+	if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+func (p *pair) remove(side int, rel string) {
+	p.t.Helper()
+	if err := os.RemoveAll(filepath.Join(p.root[side], filepath.FromSlash(rel))); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+func (p *pair) config() engine.Config {
+	return engine.Config{Root1: p.root[1], Root2: p.root[2], Version: "test"}
+}
+
+// sync runs Prepare and Execute with cfg and returns the result.
+func (p *pair) sync(cfg engine.Config) *engine.Result {
+	p.t.Helper()
+	ctx := context.Background()
+	s, err := engine.Prepare(ctx, cfg, nil)
+	if err != nil {
+		p.t.Fatalf("Prepare: %v", err)
+	}
+	defer s.Close()
+	res, err := s.Execute(ctx, nil)
+	if err != nil {
+		p.t.Fatalf("Execute: %v", err)
+	}
+	return res
+}
+
+// tree lists every path below side's root with its kind and contents.
+func (p *pair) tree(side int) map[string]string {
+	p.t.Helper()
+	m := map[string]string{}
+	root := p.root[side]
+	err := filepath.Walk(root, func(path string, fi os.FileInfo, err error) error {
+		if err != nil || path == root {
+			return err
+		}
+		rel, _ := filepath.Rel(root, path)
+		switch {
+		case fi.IsDir():
+			m[rel] = "dir"
+		default:
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			m[rel] = "file " + string(b)
+		}
+		return nil
+	})
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return m
+}
+
+// archivePath returns side's archive file for the pair.
+func (p *pair) archivePath(side int) string {
+	p.t.Helper()
+	var id [3]string
+	for i := 1; i <= 2; i++ {
+		got, err := archive.ReplicaID(p.stateDir, p.root[i], false)
+		if err != nil || got == "" {
+			p.t.Fatalf("replica id of %s: %q, %v", p.root[i], got, err)
+		}
+		id[i] = got
+	}
+	return archive.ArchivePath(p.stateDir, id[side], id[3-side])
+}
+
+// dropArchive deletes side's archive, as when it is lost or moved aside.
+func (p *pair) dropArchive(side int) {
+	p.t.Helper()
+	path := p.archivePath(side)
+	if _, err := os.Stat(path); err != nil {
+		p.t.Fatalf("archive of side %d: %v", side, err)
+	}
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		if err := os.Remove(path + suffix); err != nil && !os.IsNotExist(err) {
+			p.t.Fatal(err)
+		}
+	}
+}
+
+func sameTrees(t *testing.T, p *pair) {
+	t.Helper()
+	a, b := p.tree(1), p.tree(2)
+	for k, v := range a {
+		if b[k] != v {
+			t.Errorf("%s: side 1 has %q, side 2 %q", k, v, b[k])
+		}
+	}
+	for k, v := range b {
+		if _, ok := a[k]; !ok {
+			t.Errorf("%s: only on side 2 (%q)", k, v)
+		}
+	}
+}
+
+func outcomes(res *engine.Result) []string {
+	var out []string
+	for _, o := range res.Outcomes {
+		out = append(out, o.Item.Path+" "+o.Item.Action.String()+" "+o.Status.String())
+	}
+	sort.Strings(out)
+	return out
+}
+
+// countingEndpoint wraps an endpoint and counts ArchiveList calls.
+type countingEndpoint struct {
+	remote.Endpoint
+	lists atomic.Int64
+}
+
+func (c *countingEndpoint) ArchiveList(ctx context.Context, fn func(string, *state.Entry) error) error {
+	c.lists.Add(1)
+	return c.Endpoint.ArchiveList(ctx, fn)
+}
+
+// countingConfig returns a configuration whose endpoints count ArchiveList
+// calls; p.dialCounts holds them after Prepare.
+func (p *pair) countingConfig() engine.Config {
+	cfg := p.config()
+	cfg.Dial = func(ctx context.Context, root string) (remote.Endpoint, error) {
+		c := &countingEndpoint{Endpoint: local.New(root, local.Options{Version: "test"})}
+		for i := 1; i <= 2; i++ {
+			if root == p.root[i] {
+				p.dialCounts[i] = c
+			}
+		}
+		return c, nil
+	}
+	return cfg
+}
+
+func populate(p *pair) {
+	p.write(1, "f1.txt", "one")
+	p.write(1, "f2.txt", "two")
+	p.write(1, "dir/g.txt", "g")
+	p.write(1, "dir/sub/h.txt", "h")
+	p.write(2, "only2.txt", "from two")
+}
+
+// TestArchivesDisagree checks that a lost archive on one side (or both)
+// leaves no ancestor: the next run deletes nothing (a deletion on the side
+// whose archive survived is undone by propagating the creation), edits on
+// one side become conflicts rather than overwrites, and the pair converges:
+// the run after that has nothing to do.
+func TestArchivesDisagree(t *testing.T) {
+	tests := []struct {
+		name string
+		drop []int
+		// change edits the trees after the archive is lost.
+		change func(p *pair)
+		// want lists the outcomes of the run after the loss.
+		want []string
+		// check runs after that run.
+		check func(t *testing.T, p *pair)
+	}{
+		{
+			name:   "side 2 lost, nothing changed",
+			drop:   []int{2},
+			change: func(p *pair) {},
+			want:   nil,
+		},
+		{
+			name:   "side 1 lost, nothing changed",
+			drop:   []int{1},
+			change: func(p *pair) {},
+			want:   nil,
+		},
+		{
+			name:   "both lost, nothing changed",
+			drop:   []int{1, 2},
+			change: func(p *pair) {},
+			want:   nil,
+		},
+		{
+			name: "side 2 lost, side 1 deleted a file and a directory",
+			drop: []int{2},
+			change: func(p *pair) {
+				p.remove(1, "f1.txt")
+				p.remove(1, "dir")
+			},
+			want: []string{"dir 2to1 done", "f1.txt 2to1 done"},
+			check: func(t *testing.T, p *pair) {
+				if got := p.tree(1)["dir/sub/h.txt"]; got != "file h" {
+					t.Errorf("dir/sub/h.txt on side 1 = %q, want it restored", got)
+				}
+			},
+		},
+		{
+			name: "side 1 lost, side 1 deleted a file",
+			drop: []int{1},
+			change: func(p *pair) {
+				p.remove(1, "f2.txt")
+			},
+			want: []string{"f2.txt 2to1 done"},
+		},
+		{
+			name: "side 1 lost, side 2 deleted a file",
+			drop: []int{1},
+			change: func(p *pair) {
+				p.remove(2, "dir/g.txt")
+			},
+			want: []string{"dir/g.txt 1to2 done"},
+		},
+		{
+			name: "side 2 lost, side 1 edited a file",
+			drop: []int{2},
+			change: func(p *pair) {
+				p.write(1, "f1.txt", "edited")
+			},
+			want: []string{"f1.txt conflict skipped"},
+			check: func(t *testing.T, p *pair) {
+				if got := p.tree(2)["f1.txt"]; got != "file one" {
+					t.Errorf("f1.txt on side 2 = %q, want it left alone", got)
+				}
+				// Resolved by hand, the same contents on both sides
+				// (different times): one run settles the times.
+				p.write(2, "f1.txt", "edited")
+				if res := p.sync(p.config()); res.ExitCode() != 0 {
+					t.Errorf("run after resolving: exit %d, %v", res.ExitCode(), outcomes(res))
+				}
+			},
+		},
+		{
+			name: "side 2 lost, side 2 created a file",
+			drop: []int{2},
+			change: func(p *pair) {
+				p.write(2, "new.txt", "new")
+			},
+			want: []string{"new.txt 2to1 done"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newPair(t)
+			populate(p)
+			if res := p.sync(p.config()); res.ExitCode() != 0 {
+				t.Fatalf("first sync: exit %d: %v", res.ExitCode(), outcomes(res))
+			}
+			before := p.tree(1)
+			for _, side := range tc.drop {
+				p.dropArchive(side)
+			}
+			tc.change(p)
+			res := p.sync(p.config())
+			got := outcomes(res)
+			if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
+				t.Errorf("outcomes:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
+			}
+			// Nothing that existed before the loss is missing anywhere:
+			// what one side deleted came back from the other.
+			for side := 1; side <= 2; side++ {
+				now := p.tree(side)
+				for k := range before {
+					if _, ok := now[k]; !ok {
+						t.Errorf("%s was deleted on side %d", k, side)
+					}
+				}
+			}
+			if tc.check != nil {
+				tc.check(t, p)
+			}
+			// The pair converges: the next run agrees and has nothing to do.
+			res = p.sync(p.config())
+			if res.ExitCode() != 0 || len(res.Outcomes) != 0 {
+				t.Errorf("run after recovery: exit %d, outcomes %v; want 0 and none", res.ExitCode(), outcomes(res))
+			}
+			sameTrees(t, p)
+			cfg := p.countingConfig()
+			s, err := engine.Prepare(context.Background(), cfg, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if n := len(s.Plan().Items); n != 0 {
+				t.Errorf("converged pair still plans %d items", n)
+			}
+			for i := 1; i <= 2; i++ {
+				if n := p.dialCounts[i].lists.Load(); n != 0 {
+					t.Errorf("side %d archive listed %d times after convergence; the digests should agree", i, n)
+				}
+			}
+		})
+	}
+}
+
+// TestDigestFastPath checks that when both archives agree (same pair, same
+// digest) Prepare does not list either archive, and that it does once they
+// disagree.
+func TestDigestFastPath(t *testing.T) {
+	p := newPair(t)
+	populate(p)
+	p.sync(p.config())
+
+	prepare := func() *engine.Session {
+		t.Helper()
+		s, err := engine.Prepare(context.Background(), p.countingConfig(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	lists := func() (int64, int64) { return p.dialCounts[1].lists.Load(), p.dialCounts[2].lists.Load() }
+
+	s := prepare()
+	if a, b := lists(); a != 0 || b != 0 {
+		t.Errorf("agreeing archives listed %d and %d times, want 0", a, b)
+	}
+	if n := len(s.Plan().Items); n != 0 {
+		t.Errorf("in-sync pair plans %d items", n)
+	}
+	s.Close()
+
+	// A change on one side still goes through the fast path.
+	p.write(1, "f1.txt", "changed")
+	s = prepare()
+	if a, b := lists(); a != 0 || b != 0 {
+		t.Errorf("agreeing archives with a change listed %d and %d times, want 0", a, b)
+	}
+	if items := s.Plan().Items; len(items) != 1 || items[0].Path != "f1.txt" || items[0].Action != reconcile.OneToTwo {
+		t.Errorf("plan = %+v, want f1.txt 1->2", items)
+	}
+	s.Close()
+
+	// A lost archive makes them disagree: both are listed, path by path.
+	p.dropArchive(2)
+	s = prepare()
+	if a, b := lists(); a != 1 || b != 1 {
+		t.Errorf("disagreeing archives listed %d and %d times, want 1 each", a, b)
+	}
+	// With no ancestor, the edited file is a conflict; the others, equal on
+	// both sides, are only recorded.
+	var conflicts []string
+	for _, it := range s.Plan().Items {
+		switch it.Action {
+		case reconcile.Conflict:
+			conflicts = append(conflicts, it.Path)
+		case reconcile.Record:
+		default:
+			t.Errorf("%s: %v, want only records and one conflict", it.Path, it.Action)
+		}
+	}
+	if strings.Join(conflicts, ",") != "f1.txt" {
+		t.Errorf("conflicts = %v, want [f1.txt]", conflicts)
+	}
+}
+
+// TestMaxDeleteCountsDirectoryContents checks that --max-delete counts a
+// deleted directory with everything below it, in either direction, and
+// that Prepare refuses (fatal, nothing changed) above the limit and passes
+// at it.
+func TestMaxDeleteCountsDirectoryContents(t *testing.T) {
+	tests := []struct {
+		name      string
+		maxDelete string
+		side      int // the side where the directory is deleted
+		wantFatal bool
+	}{
+		{"count below", "6", 1, true},
+		{"count equal", "7", 1, false},
+		{"count below other way", "6", 2, true},
+		{"count equal other way", "7", 2, false},
+		// 7 of 10 archived entries (dir, dir/sub, 5 files below, 3 at top).
+		{"percent below", "60%", 1, true},
+		{"percent equal", "70%", 1, false},
+		{"zero", "0", 2, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newPair(t)
+			for _, f := range []string{"dir/a", "dir/b", "dir/c", "dir/sub/d", "dir/sub/e", "top1", "top2", "top3"} {
+				p.write(1, f, f)
+			}
+			p.sync(p.config())
+			p.remove(tc.side, "dir")
+			cfg := p.config()
+			cfg.MaxDelete = tc.maxDelete
+			s, err := engine.Prepare(context.Background(), cfg, nil)
+			if tc.wantFatal {
+				if err == nil {
+					s.Close()
+					t.Fatalf("Prepare passed, want the guard to refuse deleting 7 entries")
+				}
+				if !engine.IsFatal(err) {
+					t.Errorf("error %v is not fatal", err)
+				}
+				if !strings.Contains(err.Error(), "would delete 7 entries") {
+					t.Errorf("error %q does not count 7 entries", err)
+				}
+				// Nothing changed: the directory is still on the other side.
+				if got := p.tree(3 - tc.side)["dir/sub/e"]; got != "file dir/sub/e" {
+					t.Errorf("dir/sub/e on side %d = %q after a refused run", 3-tc.side, got)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Prepare: %v", err)
+			}
+			defer s.Close()
+			res, err := s.Execute(context.Background(), nil)
+			if err != nil || res.ExitCode() != 0 {
+				t.Fatalf("Execute: exit %d, %v", res.ExitCode(), err)
+			}
+			if _, ok := p.tree(3 - tc.side)["dir"]; ok {
+				t.Errorf("dir still on side %d", 3-tc.side)
+			}
+		})
+	}
+}
+
+// TestDefaultMaxDelete checks the default guard: above 100 archived
+// entries, deleting more than half is refused; at most 100, never.
+func TestDefaultMaxDelete(t *testing.T) {
+	tests := []struct {
+		name      string
+		files     int // files in dir/, plus keep.txt and dir itself
+		wantFatal bool
+	}{
+		{"small tree", 97, false}, // 99 entries archived
+		{"large tree", 120, true}, // 122 entries archived, 121 deleted
+		{"just above", 100, true}, // 102 entries archived, 101 deleted
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newPair(t)
+			p.write(1, "keep.txt", "keep")
+			for i := 0; i < tc.files; i++ {
+				p.write(1, "dir/f"+string(rune('a'+i%26))+strings.Repeat("x", i/26), "x")
+			}
+			p.sync(p.config())
+			p.remove(2, "dir")
+			s, err := engine.Prepare(context.Background(), p.config(), nil)
+			if tc.wantFatal != (err != nil) {
+				t.Fatalf("Prepare error %v, want fatal %v", err, tc.wantFatal)
+			}
+			if err == nil {
+				s.Close()
+			} else if !engine.IsFatal(err) || !strings.Contains(err.Error(), "default limit") {
+				t.Errorf("error %q: want a fatal error naming the default limit", err)
+			}
+		})
+	}
+}
+
+// TestMaxDeleteCountsForcedNewDirectory checks that a directory created on
+// one side and removed by --force from the other counts with everything
+// below it, though none of it was ever archived.
+func TestMaxDeleteCountsForcedNewDirectory(t *testing.T) {
+	for _, tc := range []struct {
+		maxDelete string
+		wantFatal bool
+	}{{"5", true}, {"6", false}} {
+		t.Run(tc.maxDelete, func(t *testing.T) {
+			p := newPair(t)
+			p.write(1, "keep.txt", "keep")
+			p.sync(p.config())
+			for _, f := range []string{"new/a", "new/sub/b", "new/sub/c", "new/sub/d"} {
+				p.write(2, f, f)
+			}
+			cfg := p.config()
+			cfg.MaxDelete = tc.maxDelete
+			cfg.Options.Force = reconcile.One
+			s, err := engine.Prepare(context.Background(), cfg, nil)
+			if tc.wantFatal {
+				if err == nil {
+					s.Close()
+					t.Fatal("Prepare passed, want the guard to refuse deleting 6 entries")
+				}
+				if !strings.Contains(err.Error(), "would delete 6 entries") {
+					t.Errorf("error %q does not count 6 entries", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Prepare: %v", err)
+			}
+			defer s.Close()
+			if res, err := s.Execute(context.Background(), nil); err != nil || res.ExitCode() != 0 {
+				t.Fatalf("Execute: %v", err)
+			}
+			sameTrees(t, p)
+		})
+	}
+}
