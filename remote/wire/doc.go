@@ -13,6 +13,13 @@
 // bound. Errors keep their class (remote.ErrChanged and the others match
 // errors.Is on the client) and their text.
 //
+// For delta transfers the client has two requests beyond the Endpoint
+// interface: Client.Signature (the client implements delta.Signer; the
+// server's endpoint must too) for a remote destination, whose delta is then
+// sent as an OpPut with Delta set, and Client.ReadDelta for a remote
+// source, which has the server compute the delta against a signature the
+// client sends.
+//
 // Neither side trusts the other with paths: the server checks every path
 // it receives with state.ValidatePath before calling its endpoint, and the
 // client checks every path the server sends back, refusing with

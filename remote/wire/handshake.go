@@ -98,7 +98,7 @@ func readClientHello(r io.Reader) error {
 	var got [helloLen]byte
 	if _, err := io.ReadFull(r, got[:]); err != nil {
 		if err == io.EOF {
-			return ErrNoPeer
+			return fmt.Errorf("the client closed the connection before the handshake: %w", err)
 		}
 		return fmt.Errorf("read the client's handshake: %w", err)
 	}

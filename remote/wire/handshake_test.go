@@ -90,7 +90,7 @@ func TestServerHandshake(t *testing.T) {
 	}{
 		{"other version", binary.BigEndian.AppendUint32([]byte(Magic), 7), func(err error) bool { return errors.As(err, new(*VersionError)) }},
 		{"not concord", []byte("GET / HTTP/1.1\r\n\r\n"), func(err error) bool { return errors.Is(err, ErrProtocol) }},
-		{"nothing", nil, func(err error) bool { return errors.Is(err, ErrNoPeer) }},
+		{"nothing", nil, func(err error) bool { return errors.Is(err, io.EOF) }},
 		{"no setup", hello(), func(err error) bool { return err != nil }},
 	}
 	for _, tt := range tests {
