@@ -51,6 +51,24 @@ const lookScript = `c=$HOME/.cache/concord/$1/concord; ` +
 	`p=$(command -v concord 2>/dev/null) && echo "concord-probe path $p"; ` +
 	`echo "concord-probe uname $(uname -sm)"`
 
+// parseLook reads lookScript's output: the cached copy's path, concord's
+// path in PATH, and `uname -sm`, each "" when absent. Other lines (shell
+// start-up noise) are ignored.
+func parseLook(out []byte) (cached, inPath, uname string) {
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		line := sc.Text()
+		if v, ok := strings.CutPrefix(line, "concord-probe cached "); ok {
+			cached = v
+		} else if v, ok := strings.CutPrefix(line, "concord-probe path "); ok {
+			inPath = v
+		} else if v, ok := strings.CutPrefix(line, "concord-probe uname "); ok {
+			uname = strings.TrimSpace(v)
+		}
+	}
+	return cached, inPath, uname
+}
+
 // candidate is one way to start concord serve on the remote.
 type candidate struct {
 	label string // for messages
@@ -75,18 +93,7 @@ func StartServer(ctx context.Context, c *Client, b Bootstrap) (*Stream, error) {
 	if err != nil {
 		return nil, noServer(c, fmt.Sprintf("cannot look for concord on %s: %v", c.host.display(), err), err)
 	}
-	var cached, inPath, uname string
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	for sc.Scan() {
-		line := sc.Text()
-		if v, ok := strings.CutPrefix(line, "concord-probe cached "); ok {
-			cached = v
-		} else if v, ok := strings.CutPrefix(line, "concord-probe path "); ok {
-			inPath = v
-		} else if v, ok := strings.CutPrefix(line, "concord-probe uname "); ok {
-			uname = strings.TrimSpace(v)
-		}
-	}
+	cached, inPath, uname := parseLook(out)
 
 	cachedCand := candidate{display + " serve",
 		shCommand("concord", `v=$1; shift; exec "$HOME/.cache/concord/$v/concord" serve "$@"`, append([]string{ver}, b.Args...)...)}
@@ -166,7 +173,7 @@ func tryServer(ctx context.Context, c *Client, cand candidate, b *Bootstrap) (*S
 		if ctx.Err() != nil {
 			return nil, "", fmt.Errorf("start concord on %s: %w", c.host.display(), ctx.Err())
 		}
-		return nil, "", noServer(c, fmt.Sprintf("%s on %s did not finish its handshake within %v", cand.label, c.host.display(), timeout), err)
+		return nil, "", noServer(c, fmt.Sprintf("%s on %s did not finish its handshake within %v; check that it runs when started by hand there", cand.label, c.host.display(), timeout), err)
 	}
 	if err == nil {
 		return s, "", nil

@@ -379,7 +379,7 @@ func (c *Client) setLost(what string, cause error) {
 		msg += fmt.Sprintf(" (%v)", cause)
 	}
 	c.lost = &Error{Host: c.host.alias, Kind: ErrConnectionLost, Err: cause,
-		Msg: msg + "; nothing more was done on it: run again when the host is reachable"}
+		Msg: msg + "; the connection is given up: run again when the host is reachable"}
 }
 
 // Err returns why the connection broke, or nil while it is up.

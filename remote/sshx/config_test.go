@@ -215,3 +215,50 @@ func TestShCommandRefusesUnsafeScripts(t *testing.T) {
 		shCommand("n", s) // must not panic
 	}
 }
+
+func TestParseLook(t *testing.T) {
+	out := "Welcome!\nconcord-probe cached /h/.cache/concord/1/concord\nconcord-probe path /usr/bin/concord\nconcord-probe uname Linux x86_64 \n"
+	cached, inPath, uname := parseLook([]byte(out))
+	if cached != "/h/.cache/concord/1/concord" || inPath != "/usr/bin/concord" || uname != "Linux x86_64" {
+		t.Errorf("parseLook = %q %q %q", cached, inPath, uname)
+	}
+	if c, p, u := parseLook([]byte("concord-probe uname Darwin arm64\n")); c != "" || p != "" || u != "Darwin arm64" {
+		t.Errorf("parseLook(uname only) = %q %q %q", c, p, u)
+	}
+}
+
+// FuzzRemoteReplies feeds arbitrary remote output to the parsers of what
+// the remote says during the bootstrap: they must not panic, and what
+// they return must come from the input.
+func FuzzRemoteReplies(f *testing.F) {
+	f.Add([]byte("concord-probe cached /x\nconcord-probe path /y\nconcord-probe uname Linux x86_64\n"))
+	f.Add([]byte("noise\r\nconcord-probe uname \n"))
+	f.Add([]byte("concord-probe uname Linux\x00 aarch64"))
+	f.Fuzz(func(t *testing.T, out []byte) {
+		cached, inPath, uname := parseLook(out)
+		for _, v := range []string{cached, inPath, uname} {
+			if !strings.Contains(string(out), v) {
+				t.Fatalf("parseLook returned %q, not in the input", v)
+			}
+		}
+		goos, goarch, ok := platform(uname)
+		if ok != (goos != "" && goarch != "") {
+			t.Fatalf("platform(%q) = %q %q %v", uname, goos, goarch, ok)
+		}
+	})
+}
+
+func FuzzParseHop(f *testing.F) {
+	for _, s := range []string{"bastion", "ann@gate:2200", "ssh://[::1]:22", "[::1]", "a@b@c:0"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		user, host, port, err := parseHop(s)
+		if err != nil {
+			return
+		}
+		if host == "" || port < 0 || port > 65535 || strings.ContainsAny(host, "/ \t") || strings.HasPrefix(host, "-") {
+			t.Fatalf("parseHop(%q) = %q %q %d", s, user, host, port)
+		}
+	})
+}

@@ -120,8 +120,8 @@ func (k *hostKeys) check(_ string, remote net.Addr, key ssh.PublicKey) error {
 		return nil
 	case errors.As(err, &re):
 		k.err = &Error{Host: k.h.alias, Kind: ErrHostKeyRevoked, Err: err,
-			Msg: fmt.Sprintf("the host key of %s (%s %s) is marked @revoked in %s line %d; refusing to connect: ask the server's administrator for its current key",
-				k.h.display(), key.Type(), ssh.FingerprintSHA256(key), state.Display(re.Revoked.Filename), re.Revoked.Line)}
+			Msg: fmt.Sprintf("the host key of %s is marked @revoked in %s line %d (%s key %s); refusing to connect: ask the server's administrator for its current key",
+				k.h.display(), state.Display(re.Revoked.Filename), re.Revoked.Line, key.Type(), ssh.FingerprintSHA256(key))}
 	case err == errUnknownKey || errors.As(err, &ke) && len(ke.Want) == 0:
 		k.err = k.unknown(key)
 	case errors.As(err, &ke):
