@@ -37,12 +37,15 @@ func ReplicaID(stateDir, root string, create bool) (string, error) {
 	file := filepath.Join(stateDir, "replicas", shortHash(root))
 	b, err := os.ReadFile(file)
 	if err == nil {
+		// The root is stored verbatim: a directory name may end in white
+		// space, so only the final newline is stripped.
 		id, rest, _ := strings.Cut(string(b), "\n")
-		if len(id) == 32 && strings.TrimSpace(rest) == root {
+		stored := strings.TrimSuffix(rest, "\n")
+		if len(id) == 32 && stored == root {
 			return id, nil
 		}
-		if strings.TrimSpace(rest) != root && len(id) == 32 {
-			return "", fmt.Errorf("replica file %s names root %q, not %q: remove it", file, strings.TrimSpace(rest), root)
+		if len(id) == 32 && stored != "" {
+			return "", fmt.Errorf("replica file %s names root %q, not %q: remove it", file, stored, root)
 		}
 		return "", fmt.Errorf("replica file %s is damaged: remove it (the next run is then a first sync, which never deletes)", file)
 	}
