@@ -1,0 +1,124 @@
+package archive
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestReplicaID(t *testing.T) {
+	roots := []string{"/srv/data", "/srv/data2", "/home/u/\xffodd", "/tmp/with space/x"}
+	stateDir := t.TempDir()
+	ids := map[string]string{}
+	for _, root := range roots {
+		if id, err := ReplicaID(stateDir, root, false); err != nil || id != "" {
+			t.Errorf("ReplicaID(%q, create=false) before creation = %q, %v; want empty", root, id, err)
+		}
+		id, err := ReplicaID(stateDir, root, true)
+		if err != nil {
+			t.Fatalf("ReplicaID(%q): %v", root, err)
+		}
+		if len(id) != 32 || strings.Trim(id, "0123456789abcdef") != "" {
+			t.Errorf("ReplicaID(%q) = %q: want 32 hex digits", root, id)
+		}
+		for other, oid := range ids {
+			if oid == id {
+				t.Errorf("roots %q and %q share id %s", root, other, id)
+			}
+		}
+		ids[root] = id
+	}
+	for _, root := range roots {
+		for _, create := range []bool{true, false} {
+			id, err := ReplicaID(stateDir, root, create)
+			if err != nil || id != ids[root] {
+				t.Errorf("ReplicaID(%q, %v) again = %q, %v; want %q", root, create, id, err, ids[root])
+			}
+		}
+	}
+	// No temporary files are left behind.
+	ents, _ := os.ReadDir(filepath.Join(stateDir, "replicas"))
+	if len(ents) != len(roots) {
+		t.Errorf("%d files in replicas/, want %d", len(ents), len(roots))
+	}
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), ".tmp") {
+			t.Errorf("temporary file %s left", e.Name())
+		}
+	}
+}
+
+// TestReplicaIDRootWithTrailingSpace checks a root whose name ends in white
+// space, which a directory name may.
+func TestReplicaIDRootWithTrailingSpace(t *testing.T) {
+	stateDir := t.TempDir()
+	for _, root := range []string{"/data/backup ", "/data/tab\t", "/data/new\nline\n"} {
+		id, err := ReplicaID(stateDir, root, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := ReplicaID(stateDir, root, true)
+		if err != nil || again != id {
+			t.Errorf("ReplicaID(%q) second call = %q, %v; want %q", root, again, err, id)
+		}
+	}
+}
+
+func TestReplicaIDDamaged(t *testing.T) {
+	tests := []struct {
+		name     string
+		contents string
+		mention  string
+	}{
+		{"garbage", "xyz", "damaged"},
+		{"empty", "", "damaged"},
+		{"other root", strings.Repeat("a", 32) + "\n/other\n", "/other"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			stateDir := t.TempDir()
+			file := filepath.Join(stateDir, "replicas", shortHash("/root"))
+			os.MkdirAll(filepath.Dir(file), 0o700)
+			if err := os.WriteFile(file, []byte(tt.contents), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			id, err := ReplicaID(stateDir, "/root", true)
+			if err == nil {
+				t.Fatalf("ReplicaID accepted %q: %q", tt.contents, id)
+			}
+			if !strings.Contains(err.Error(), tt.mention) || !strings.Contains(err.Error(), file) || !strings.Contains(err.Error(), "remove it") {
+				t.Errorf("error %q; want it to name %s, mention %q and say to remove it", err, file, tt.mention)
+			}
+			if b, _ := os.ReadFile(file); string(b) != tt.contents {
+				t.Errorf("damaged file was rewritten to %q", b)
+			}
+		})
+	}
+}
+
+func TestStateDirAndPaths(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("XDG_STATE_HOME", dir)
+	if got, err := StateDir(); err != nil || got != filepath.Join(dir, "concord") {
+		t.Errorf("StateDir = %q, %v", got, err)
+	}
+	t.Setenv("XDG_STATE_HOME", "relative/path")
+	t.Setenv("HOME", dir)
+	if got, err := StateDir(); err != nil || got != filepath.Join(dir, ".local", "state", "concord") {
+		t.Errorf("StateDir with a relative XDG_STATE_HOME = %q, %v; want under HOME", got, err)
+	}
+	a, b := ArchivePath("/s", "id1", "id2"), ArchivePath("/s", "id2", "id1")
+	if a == b {
+		t.Errorf("both sides of a pair share the archive path %s", a)
+	}
+	if filepath.Dir(a) != "/s" || !strings.HasSuffix(a, ".db") {
+		t.Errorf("ArchivePath = %s", a)
+	}
+	if ArchivePath("/s", "id1", "id2") != a {
+		t.Error("ArchivePath is not stable")
+	}
+	if l := LockPath(a); l != strings.TrimSuffix(a, ".db")+".lock" {
+		t.Errorf("LockPath = %s", l)
+	}
+}
