@@ -168,7 +168,7 @@ func (cl *Client) readLoop() {
 		f, err := readFrame(cl.c.br)
 		if err != nil {
 			if errors.Is(err, io.EOF) {
-				err = errors.New("the remote closed the connection")
+				err = errors.New("the remote closed the connection unexpectedly")
 			} else if errors.Is(err, ErrProtocol) {
 				err = fmt.Errorf("the remote broke the protocol, connection closed: %w", err)
 			} else {

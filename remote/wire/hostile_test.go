@@ -219,6 +219,17 @@ func TestHostileServer(t *testing.T) {
 			want: []error{remote.ErrChanged},
 		},
 		{
+			name: "connection lost in the middle of a file",
+			script: func(p *rawPeer, req *frame) error {
+				p.send(tReply, req.ID, wEmpty{}, nil)
+				p.send(tData, req.ID, nil, []byte("12345"))
+				return errors.New("the remote dies")
+			},
+			call:  readAll,
+			want:  []error{remote.ErrFatal},
+			fatal: true,
+		},
+		{
 			name: "data beyond the window",
 			script: func(p *rawPeer, req *frame) error {
 				p.send(tReply, req.ID, wEmpty{}, nil)
