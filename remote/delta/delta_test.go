@@ -322,3 +322,24 @@ func TestNewReader(t *testing.T) {
 		t.Fatal("rebuilt file differs")
 	}
 }
+
+// TestSignatureBatches checks the parallel, batched signature against the
+// definition, on a file spanning several batches with a short last block.
+func TestSignatureBatches(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	data := randBytes(r, 2*sigBatchBytes+12345)
+	sig, err := Signature(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs := sig.BlockSize
+	if len(sig.Blocks) != (len(data)+bs-1)/bs {
+		t.Fatalf("%d blocks for %d bytes of %d-byte blocks", len(sig.Blocks), len(data), bs)
+	}
+	for i, b := range sig.Blocks {
+		blk := data[i*bs : min((i+1)*bs, len(data))]
+		if b.Weak != Weak(blk) || b.Strong != strong(blk) {
+			t.Fatalf("block %d differs from its definition", i)
+		}
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"runtime"
+	"sync"
 
 	"github.com/zeebo/blake3"
 
@@ -112,25 +114,34 @@ func strong(p []byte) (s [StrongSize]byte) {
 	return s
 }
 
+// sigBatchBytes is how much of the basis Signature reads at a time before
+// hashing the blocks read in parallel.
+const sigBatchBytes = 4 << 20
+
 // Signature reads the basis file from r, which must deliver exactly size
-// bytes, and returns its signature.
+// bytes, and returns its signature. Blocks are hashed on all available
+// cores, a batch of about 4 MiB at a time.
 func Signature(r io.Reader, size int64) (*Sig, error) {
 	if size < 0 {
 		return nil, fmt.Errorf("signature: negative size %d", size)
 	}
 	bs := BlockSize(size)
 	n := numBlocks(size, bs)
-	s := &Sig{BlockSize: bs, Size: size, Blocks: make([]Block, 0, n)}
-	buf := make([]byte, bs)
-	for left := size; left > 0; {
-		p := buf[:min(left, int64(bs))]
+	s := &Sig{BlockSize: bs, Size: size, Blocks: make([]Block, n)}
+	perBatch := max(sigBatchBytes/bs, 1)
+	buf := make([]byte, min(int64(perBatch*bs), size))
+	workers := runtime.GOMAXPROCS(0)
+	for first, left := int64(0), size; left > 0; {
+		p := buf[:min(left, int64(len(buf)))]
 		if _, err := io.ReadFull(r, p); err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 				return nil, fmt.Errorf("signature: file is shorter than its %d bytes (changed while read?): %w", size, io.ErrUnexpectedEOF)
 			}
 			return nil, fmt.Errorf("signature: %w", err)
 		}
-		s.Blocks = append(s.Blocks, Block{Weak: Weak(p), Strong: strong(p)})
+		count := (len(p) + bs - 1) / bs
+		hashBlocks(s.Blocks[first:first+int64(count)], p, bs, workers)
+		first += int64(count)
 		left -= int64(len(p))
 	}
 	var one [1]byte
@@ -140,4 +151,29 @@ func Signature(r io.Reader, size int64) (*Sig, error) {
 		return nil, fmt.Errorf("signature: %w", err)
 	}
 	return s, nil
+}
+
+// hashBlocks fills out with the signatures of the blocks of p, split among
+// up to workers goroutines.
+func hashBlocks(out []Block, p []byte, bs, workers int) {
+	hash := func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			b := p[i*bs : min((i+1)*bs, len(p))]
+			out[i] = Block{Weak: Weak(b), Strong: strong(b)}
+		}
+	}
+	if workers <= 1 || len(out) < 2*workers {
+		hash(0, len(out))
+		return
+	}
+	var wg sync.WaitGroup
+	per := (len(out) + workers - 1) / workers
+	for lo := 0; lo < len(out); lo += per {
+		wg.Add(1)
+		go func(lo, hi int) {
+			defer wg.Done()
+			hash(lo, hi)
+		}(lo, min(lo+per, len(out)))
+	}
+	wg.Wait()
 }
