@@ -130,6 +130,9 @@ func init() {
 		MaxMapPairs:      64,
 		IndefLength:      cbor.IndefLengthForbidden,
 		TagsMd:           cbor.TagsForbidden,
+		// File names are bytes, not text: a name that is not valid UTF-8
+		// travels as it is (the encoder writes Go strings unchanged).
+		UTF8: cbor.UTF8DecodeInvalid,
 	}.DecMode()
 	if err != nil {
 		panic(err)

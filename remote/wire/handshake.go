@@ -11,8 +11,8 @@ import (
 )
 
 // ProtocolVersion is the version of the protocol this package speaks. Two
-// programs talk only if their versions are equal; any change to a message
-// other than a field added at its end bumps it.
+// programs talk only if their versions are equal; any change to the
+// framing, a message or a limit bumps it (docs/protocol.md).
 const ProtocolVersion = 1
 
 // Magic opens the stream each side writes, followed by the protocol version
@@ -33,6 +33,7 @@ var ErrNoPeer = errors.New("the remote closed the connection before speaking the
 // VersionError reports a peer speaking another protocol version. The
 // client can then upload a matching binary and try again.
 type VersionError struct {
+	// Local is this program's version, Remote the peer's.
 	Local, Remote uint32
 }
 

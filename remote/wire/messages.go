@@ -225,7 +225,10 @@ func encodeError(err error) *errBody {
 // remote.ErrFatal, remote.ErrUnsafePath, context.Canceled,
 // context.DeadlineExceeded, delta.ErrCorrupt).
 type PeerError struct {
-	Msg   string
+	// Msg is the peer's error text.
+	Msg string
+	// Class holds one bit per class of error matched, in the order of the
+	// table in docs/protocol.md.
 	Class uint32
 }
 
