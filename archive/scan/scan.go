@@ -586,6 +586,11 @@ func OpenDirAt(rootfd int, rel string) (int, error) {
 		return -1, err
 	}
 	for _, c := range splitPath(rel) {
+		if c == "" || c == "." || c == ".." {
+			// O_NOFOLLOW does not stop "..": refuse it as openat2 would.
+			unix.Close(fd)
+			return -1, &fs.PathError{Op: "open", Path: rel, Err: fmt.Errorf("%w: the path leaves the root or is not clean", unix.EXDEV)}
+		}
 		nfd, err := unix.Openat(fd, c, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		unix.Close(fd)
 		if err != nil {
