@@ -116,6 +116,9 @@ type Change struct {
 	Old  *state.Entry // archived (nil: not archived)
 	New  *state.Entry // current (nil: absent). A deleted directory is
 	// reported once, without its descendants.
+	// Below counts the archived entries below Path when Old is a directory
+	// that is gone or replaced, so guards can count what a deletion removes.
+	Below int64
 }
 
 // ScanReply is the result of a scan.

@@ -21,6 +21,7 @@ func (d *dialer) dialRemote(ctx context.Context, r remote.Root) (remote.Endpoint
 		ConnectTimeout: d.prof.SSH.ConnectTimeout,
 		ConfigFile:     d.prof.SSH.ConfigFile,
 		KeepAlive:      d.prof.SSH.KeepAlive,
+		KeepAliveMax:   d.prof.SSH.KeepAliveMax,
 		Stderr:         d.stderr,
 	}
 	if d.interactive {

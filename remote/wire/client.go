@@ -368,7 +368,7 @@ func (cl *Client) Scan(ctx context.Context, req remote.ScanRequest, progress fun
 			if err != nil {
 				return cl.broken(err)
 			}
-			rep.Changes = append(rep.Changes, remote.Change{Path: c.Path, Old: old, New: nw})
+			rep.Changes = append(rep.Changes, remote.Change{Path: c.Path, Old: old, New: nw, Below: c.Below})
 		}
 		for _, p := range b.Skipped {
 			if err := checkPath("scan", p.Path); err != nil {

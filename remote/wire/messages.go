@@ -90,10 +90,11 @@ type wProgress struct {
 }
 
 type wChange struct {
-	_    struct{} `cbor:",toarray"`
-	Path string
-	Old  *wEntry
-	New  *wEntry
+	_     struct{} `cbor:",toarray"`
+	Path  string
+	Old   *wEntry
+	New   *wEntry
+	Below int64
 }
 
 type wProblem struct {

@@ -253,7 +253,7 @@ func (s *server) handle(ctx context.Context, st *stream, f *frame) (any, error) 
 		}
 		changes := &batcher[wChange]{send: func(b []wChange) error { return items(&wScanItems{Changes: b}) }}
 		for _, ch := range rep.Changes {
-			if err := changes.add(wChange{Path: ch.Path, Old: toWire(ch.Old), New: toWire(ch.New)},
+			if err := changes.add(wChange{Path: ch.Path, Old: toWire(ch.Old), New: toWire(ch.New), Below: ch.Below},
 				len(ch.Path)+entrySize(ch.Old)+entrySize(ch.New)); err != nil {
 				return nil, err
 			}
