@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -93,10 +94,11 @@ func scriptParams(dir string) testscript.Params {
 				}
 			},
 			// decodes FORMAT FILE fails unless FILE parses as FORMAT: json
-			// (one value), csv (a header and rows of the same width) or html.
+			// (one value), jsonl (one JSON object per line), csv (a header
+			// and rows of the same width) or html (with a table).
 			"decodes": func(ts *testscript.TestScript, neg bool, args []string) {
 				if len(args) != 2 {
-					ts.Fatalf("usage: decodes json|csv|html FILE")
+					ts.Fatalf("usage: decodes json|jsonl|csv|html FILE")
 				}
 				err := decodeAs(args[0], []byte(ts.ReadFile(args[1])))
 				if (err == nil) == neg {
@@ -129,6 +131,15 @@ func decodeAs(format string, b []byte) error {
 		}
 		if dec.More() {
 			return errors.New("more than one JSON value")
+		}
+		return nil
+	case "jsonl":
+		lines := bytes.Split(bytes.TrimSuffix(b, []byte("\n")), []byte("\n"))
+		for i, line := range lines {
+			var v map[string]any
+			if err := json.Unmarshal(line, &v); err != nil {
+				return fmt.Errorf("line %d: %w", i+1, err)
+			}
 		}
 		return nil
 	case "csv":
