@@ -759,7 +759,7 @@ func TestKeepAlive(t *testing.T) {
 	known := writeFile(t, filepath.Join(home, "known"), strings.Replace(srv.KnownHostsLine(srv.HostKeys[0]), strconv.Itoa(srv.Port), strconv.Itoa(bh.port()), 1)+"\n")
 	cfg := writeFile(t, filepath.Join(home, "cfg"), fmt.Sprintf("Host box\n  HostName 127.0.0.1\n  Port %d\n  User %s\n  IdentityFile %s\n  UserKnownHostsFile %s\n",
 		bh.port(), srv.User, srv.UserKeyPath, known))
-	c, err := Dial(context.Background(), boxRoot(), Options{Batch: true, ConfigFile: cfg, KeepAlive: 100 * time.Millisecond, KeepAliveMax: 3})
+	c, err := Dial(context.Background(), boxRoot(), Options{Batch: true, ConfigFile: cfg, KeepAlive: 250 * time.Millisecond, KeepAliveMax: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
