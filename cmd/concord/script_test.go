@@ -19,7 +19,7 @@ import (
 
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		"concord": func() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) },
+		"concord": func() { os.Exit(run(remoteArgs(os.Args[1:]), os.Stdin, os.Stdout, os.Stderr)) },
 	})
 }
 
@@ -41,6 +41,14 @@ func scriptParams(dir string) testscript.Params {
 			host, _ := os.Hostname()
 			e.Setenv("HOSTNAME", host)
 			return os.MkdirAll(filepath.Join(work, "home"), 0o755)
+		},
+		// [remote] holds when the second root is over SSH (see
+		// TestScriptsRemote).
+		Condition: func(cond string) (bool, error) {
+			if cond == "remote" {
+				return false, nil
+			}
+			return false, fmt.Errorf("unknown condition %q", cond)
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			// exits N prog args... runs prog and checks its exit code.
