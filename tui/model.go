@@ -88,7 +88,8 @@ type model struct {
 	st    *styles
 	track *tracker
 
-	width, height int
+	width, height int // the layout size, at least 20×8
+	termW, termH  int // the terminal's real size
 	phase         phase
 
 	scan     *scanView
@@ -121,6 +122,8 @@ func newModel(ctx context.Context, opts Options, st *styles, track *tracker) *mo
 		track:  track,
 		width:  80,
 		height: 24,
+		termW:  80,
+		termH:  24,
 		roots:  [2]string{opts.Root1, opts.Root2},
 	}
 	if m.opts.Location == nil {
@@ -165,6 +168,7 @@ func (m *model) resize() {
 func (m *model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	switch msg := msg.(type) {
 	case tea.WindowSizeMsg:
+		m.termW, m.termH = max(1, msg.Width), max(1, msg.Height)
 		m.width, m.height = max(20, msg.Width), max(8, msg.Height)
 		m.resize()
 		return m, nil
@@ -348,7 +352,7 @@ func (m *model) View() string {
 	if m.trust != nil {
 		v = m.st.r.Place(m.width, m.height, lipgloss.Center, lipgloss.Center, m.trust.View())
 	}
-	return fitScreen(v, m.width, m.height)
+	return fitScreen(v, m.termW, m.termH)
 }
 
 // fitScreen cuts a view to the terminal so that a long line or an extra

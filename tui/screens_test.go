@@ -2,6 +2,7 @@ package tui
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -226,4 +227,40 @@ func TestAskTrustStandalone(t *testing.T) {
 			t.Errorf("input %q: the host name reached the terminal raw", tc.in)
 		}
 	}
+}
+
+// TestScreensFitAfterResize resizes every screen to several sizes and
+// checks that nothing is drawn beyond the terminal.
+func TestScreensFitAfterResize(t *testing.T) {
+	sizes := [][2]int{{80, 24}, {20, 8}, {45, 12}, {200, 60}, {10, 3}, {100, 30}}
+	check := func(t *testing.T, h *harness, screen string) {
+		t.Helper()
+		for _, s := range sizes {
+			h.tm.Send(tea.WindowSizeMsg{Width: s[0], Height: s[1]})
+			v := h.view()
+			t.Run(fmt.Sprintf("%s_%dx%d", screen, s[0], s[1]), func(t *testing.T) { checkScreen(t, v, s[0], s[1]) })
+		}
+	}
+	check(t, newHarness(t, nil, 80, 24), "scan")
+
+	runner := newFakeRunner(newFixture())
+	runner.release = make(chan struct{})
+	runner.steps = []engine.Progress{{FilesDone: 1, FilesTotal: 7, BytesDone: 10, BytesTotal: 100,
+		Current: strings.Repeat("deep/", 40) + "file", Elapsed: time.Second,
+		Failed: &engine.Outcome{Item: &runner.f.plan.Items[6], Status: engine.Failed, Err: errors.New(strings.Repeat("long error ", 30))}}}
+	h := newHarness(t, runner, 80, 24)
+	check(t, h, "review")
+	h.keys("?")
+	check(t, h, "review_full_help")
+	h.keys("?", "<down>", "<enter>")
+	h.waitFor("the comparison", func(m *model) bool { return m.details != nil && m.details.cmp != nil })
+	check(t, h, "details")
+	h.keys("<esc>", ">", "q") // a choice, so q asks first
+	check(t, h, "review_quit")
+	h.keys("n", "g")
+	h.waitFor("the progress", func(m *model) bool { return m.transfer != nil && len(m.transfer.failed) == 1 })
+	check(t, h, "transfer")
+	close(runner.release)
+	h.waitFor("the summary", func(m *model) bool { return m.phase == phaseSummary })
+	check(t, h, "summary")
 }
