@@ -186,6 +186,14 @@ func (r *review) selected() (int, bool) {
 
 // Update handles a key and says what the parent should do next.
 func (r *review) Update(msg tea.KeyMsg) (reviewEvent, tea.Cmd) {
+	ev, cmd := r.update(msg)
+	// The mode (filter, bulk prompt, question, full help) decides the
+	// help bar's height and so the list's.
+	r.layout()
+	return ev, cmd
+}
+
+func (r *review) update(msg tea.KeyMsg) (reviewEvent, tea.Cmd) {
 	r.message, r.messageErr = "", false
 	switch {
 	case r.confirmQuit:
@@ -206,7 +214,6 @@ func (r *review) Update(msg tea.KeyMsg) (reviewEvent, tea.Cmd) {
 		} else if !key.Matches(msg, r.bulk.Cancel) {
 			r.setMessage("bulk choice cancelled: expected >, <, s or r", true)
 		}
-		r.layout()
 		return reviewNothing, nil
 	}
 
@@ -241,7 +248,6 @@ func (r *review) command(msg tea.KeyMsg) (reviewEvent, tea.Cmd) {
 		r.filtering = true
 		r.input.SetValue(r.filter)
 		r.input.CursorEnd()
-		r.layout()
 		return reviewNothing, r.input.Focus()
 	case key.Matches(msg, r.keys.ClearFilter):
 		if r.filter != "" {
@@ -260,7 +266,6 @@ func (r *review) command(msg tea.KeyMsg) (reviewEvent, tea.Cmd) {
 		r.confirmQuit = true
 	case key.Matches(msg, r.keys.Help):
 		r.help.ShowAll = !r.help.ShowAll
-		r.layout()
 	}
 	return reviewNothing, nil
 }
@@ -372,7 +377,6 @@ func (r *review) setMessage(s string, isErr bool) {
 // startBulk waits for the choice to apply to scope.
 func (r *review) startBulk(scope bulkScope) {
 	r.pending = scope
-	r.layout()
 }
 
 // bulkDir returns the directory the D key applies to: the selected item
@@ -472,13 +476,11 @@ func (r *review) updateFilter(msg tea.KeyMsg) tea.Cmd {
 	case key.Matches(msg, r.fkeys.Apply):
 		r.filtering = false
 		r.input.Blur()
-		r.layout()
 		return nil
 	case key.Matches(msg, r.fkeys.Cancel):
 		r.filtering = false
 		r.input.Blur()
 		r.applyFilter("")
-		r.layout()
 		return nil
 	}
 	var cmd tea.Cmd

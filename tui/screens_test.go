@@ -255,8 +255,9 @@ func TestScreensFitAfterResize(t *testing.T) {
 	h.keys("?", "<down>", "<enter>")
 	h.waitFor("the comparison", func(m *model) bool { return m.details != nil && m.details.cmp != nil })
 	check(t, h, "details")
-	h.keys("<esc>", ">", "q") // a choice, so q asks first
+	h.keys("<esc>", "?", ">", "q") // a choice, so q asks first; full help on
 	check(t, h, "review_quit")
+	h.keys("n", "?")
 	h.keys("n", "g")
 	h.waitFor("the progress", func(m *model) bool { return m.transfer != nil && len(m.transfer.failed) == 1 })
 	check(t, h, "transfer")
