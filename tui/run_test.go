@@ -233,3 +233,6 @@ func TestRunKilledWhileAskingTrust(t *testing.T) {
 		t.Errorf("AskTrust = %v, want ErrNoAnswer", trustErr)
 	}
 }
+
+// The engine's session is what cmd/concord hands to Run.
+var _ Runner = (*engine.Session)(nil)
