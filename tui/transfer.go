@@ -143,7 +143,7 @@ func (t *transferView) View() string {
 	}
 	add(" " + t.bar.ViewAs(min(1, frac)))
 	add("")
-	add(fmt.Sprintf(" items    %s of %s", count(p.FilesDone), count(p.FilesTotal)))
+	add(fmt.Sprintf(" files    %s of %s", count(p.FilesDone), count(p.FilesTotal)))
 	add(fmt.Sprintf(" bytes    %s of %s", bytesText(p.BytesDone), bytesText(p.BytesTotal)))
 	rate, eta := "-", "-"
 	if secs := p.Elapsed.Seconds(); secs > 0 && p.BytesDone > 0 {
