@@ -41,7 +41,10 @@ func pair(t *testing.T, ep remote.Endpoint, opts ...Option) (*Client, chan error
 	t.Cleanup(func() {
 		cl.Close()
 		select {
-		case <-served:
+		case err := <-served:
+			if err != nil {
+				t.Errorf("Serve = %v after the client closed cleanly", err)
+			}
 		case <-time.After(10 * time.Second):
 			t.Error("Serve did not return after the client closed")
 		}
