@@ -542,3 +542,132 @@ func TestMaxDeleteCountsForcedNewDirectory(t *testing.T) {
 		})
 	}
 }
+
+// droppingEndpoint wraps an endpoint and forgets every archive record it is
+// asked to commit, as when a run dies after one side's commit and before
+// the other's.
+type droppingEndpoint struct {
+	remote.Endpoint
+	dropped atomic.Int64
+}
+
+func (d *droppingEndpoint) Commit(ctx context.Context, recs []remote.Record) error {
+	d.dropped.Add(int64(len(recs)))
+	return nil
+}
+
+// TestCommitOnOneSideOnly checks guarantee 3 for a run whose changes landed
+// on both sides but were recorded in only one archive: the next normal run
+// finds nothing to do but record (no conflict, no deletion, no failure) and
+// the run after that agrees at once.
+func TestCommitOnOneSideOnly(t *testing.T) {
+	for _, lost := range []int{1, 2} {
+		t.Run("side "+string(rune('0'+lost))+" loses its records", func(t *testing.T) {
+			p := newPair(t)
+			populate(p)
+			p.sync(p.config())
+
+			p.write(1, "f1.txt", "edited on 1")
+			p.write(2, "f2.txt", "edited on 2")
+			p.remove(1, "dir/g.txt")
+			p.remove(2, "dir/sub")
+			p.write(1, "new1/x.txt", "new on 1")
+			p.write(2, "new2.txt", "new on 2")
+			var drop *droppingEndpoint
+			cfg := p.config()
+			cfg.Dial = func(ctx context.Context, root string) (remote.Endpoint, error) {
+				ep := remote.Endpoint(local.New(root, local.Options{Version: "test"}))
+				if root == p.root[lost] {
+					drop = &droppingEndpoint{Endpoint: ep}
+					ep = drop
+				}
+				return ep, nil
+			}
+			res := p.sync(cfg)
+			if res.ExitCode() != 0 {
+				t.Fatalf("interrupted run: exit %d: %v", res.ExitCode(), outcomes(res))
+			}
+			if drop.dropped.Load() == 0 {
+				t.Fatal("no record was dropped: the test does not test anything")
+			}
+			sameTrees(t, p)
+			want := p.tree(1)
+
+			res = p.sync(p.config())
+			if res.ExitCode() != 0 || len(res.Outcomes) != 0 {
+				t.Errorf("run after the one-sided commit: exit %d, outcomes %v; want only records", res.ExitCode(), outcomes(res))
+			}
+			for side := 1; side <= 2; side++ {
+				got := p.tree(side)
+				if len(got) != len(want) {
+					t.Errorf("side %d has %d paths after recovery, want %d", side, len(got), len(want))
+				}
+				for k, v := range want {
+					if got[k] != v {
+						t.Errorf("side %d: %s = %q, want %q", side, k, got[k], v)
+					}
+				}
+			}
+			s, err := engine.Prepare(context.Background(), p.config(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if n := len(s.Plan().Items); n != 0 {
+				t.Errorf("recovered pair still plans %d items", n)
+			}
+		})
+	}
+}
+
+// TestArchivesAgreeAgain checks that after the archives disagreed (a run
+// recorded on one side only, or an archive lost), one normal run brings
+// them back into agreement, so that later runs take the digest fast path
+// again, including for paths deleted on both sides meanwhile (SPEC:
+// "deleted | deleted: the archive forgets it").
+func TestArchivesAgreeAgain(t *testing.T) {
+	t.Skip("BUG: a path deleted on both sides while the archives disagree is never forgotten by the archive that still lists it; the archives never agree again and every later run lists both archives in full")
+	tests := []struct {
+		name  string
+		setup func(p *pair) engine.Config
+	}{
+		{"one-sided commit of deletions on both sides", func(p *pair) engine.Config {
+			p.remove(1, "dir/g.txt")
+			p.remove(2, "dir/sub")
+			cfg := p.config()
+			cfg.Dial = func(ctx context.Context, root string) (remote.Endpoint, error) {
+				ep := remote.Endpoint(local.New(root, local.Options{Version: "test"}))
+				if root == p.root[2] {
+					ep = &droppingEndpoint{Endpoint: ep}
+				}
+				return ep, nil
+			}
+			return cfg
+		}},
+		{"lost archive, then the same file deleted on both sides", func(p *pair) engine.Config {
+			p.dropArchive(2)
+			p.remove(1, "f1.txt")
+			p.remove(2, "f1.txt")
+			return p.config()
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newPair(t)
+			populate(p)
+			p.sync(p.config())
+			p.sync(tc.setup(p))
+			p.sync(p.config())
+			s, err := engine.Prepare(context.Background(), p.countingConfig(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			for i := 1; i <= 2; i++ {
+				if n := p.dialCounts[i].lists.Load(); n != 0 {
+					t.Errorf("side %d archive listed %d times after recovery; the digests should agree", i, n)
+				}
+			}
+		})
+	}
+}
