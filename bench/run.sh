@@ -251,7 +251,7 @@ fi
 # lo_bytes: received plus transmitted bytes of the loopback interface so
 # far (on lo every byte is counted once each way, so half a difference is
 # the traffic).
-lo_bytes() { awk -F'[: ]+' '$2 == "lo" { print $3 + $11 }' /proc/net/dev; }
+lo_bytes() { awk -F'[: ]+' '$2 == "lo" { printf "%.0f\n", $3 + $11 }' /proc/net/dev; }
 
 SSHD_PID=""
 RELAY_PID=""
@@ -488,8 +488,8 @@ table() {
 		for (i = 1; i <= nk; i++) {
 			k = order[i]; split(k, p, SUBSEP)
 			m = median(secs[k]); c = median(cpu[k])
-			w = (k in wire) ? median(wire[k]) : ""
-			ws = w == "" ? "-" : (w >= 1048576 ? sprintf("%.1f MiB", w / 1048576) : sprintf("%.1f KiB", w / 1024))
+			w = (k in wire) ? sprintf("%.0f", median(wire[k])) : ""
+			ws = w == "" ? "-" : (w + 0 >= 1048576 ? sprintf("%.1f MiB", w / 1048576) : sprintf("%.1f KiB", w / 1024))
 			printf "%-36s %-8s %-5s %4d %9.3f %8.2f %7.1f MiB %11s  %s\n", p[1], p[2], p[3], runs[k], m, c, rss[k] / 1024, ws, notes[k]
 			print p[1] "\t" p[2] "\t" p[3] "\t" m "\t" w > "/dev/stderr"
 		}
