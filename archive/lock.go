@@ -70,9 +70,30 @@ func parseLock(s string) (int, string, bool) {
 	return pid, f[1], true
 }
 
+// alive reports whether process pid runs. A zombie (a process that has
+// exited but that nobody has reaped yet, as happens to an orphaned
+// `concord serve` under a container init that does not reap) is dead: it
+// can hold no lock.
 func alive(pid int) bool {
 	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
+	if err != nil && !errors.Is(err, syscall.EPERM) {
+		return false
+	}
+	return !zombie(pid)
+}
+
+// zombie reports whether /proc says pid has exited and awaits its reaping
+// (false where /proc is unavailable).
+func zombie(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	// The state follows the command name, which is in parentheses and may
+	// itself hold parentheses and spaces.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i >= 0 && i+2 < len(s) && s[i+2] == 'Z'
 }
 
 // Release removes the lock file. It is safe to call on nil and twice.
