@@ -671,3 +671,87 @@ func TestArchivesAgreeAgain(t *testing.T) {
 		})
 	}
 }
+
+// TestProgressTotals checks that transfer progress counts every file to
+// copy, including those below a new directory, and ends complete.
+func TestProgressTotals(t *testing.T) {
+	p := newPair(t)
+	p.write(1, "keep.txt", "k")
+	p.sync(p.config())
+	p.write(1, "a.txt", "1")
+	p.write(1, "new/b.txt", strings.Repeat("b", 10))
+	p.write(2, "new2/sub/c.txt", strings.Repeat("c", 100))
+	s, err := engine.Prepare(context.Background(), p.config(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var last engine.Progress
+	calls := 0
+	res, err := s.Execute(context.Background(), func(pr engine.Progress) {
+		calls++
+		last = pr
+	})
+	if err != nil || res.ExitCode() != 0 {
+		t.Fatalf("Execute: exit %d, %v", res.ExitCode(), err)
+	}
+	if calls == 0 {
+		t.Fatal("progress was never reported")
+	}
+	if last.FilesTotal != 3 || last.BytesTotal != 111 {
+		t.Errorf("totals = %d files, %d bytes; want 3 files, 111 bytes", last.FilesTotal, last.BytesTotal)
+	}
+	if last.FilesDone != last.FilesTotal || last.BytesDone != last.BytesTotal {
+		t.Errorf("final progress %d/%d files, %d/%d bytes; want complete", last.FilesDone, last.FilesTotal, last.BytesDone, last.BytesTotal)
+	}
+	if res.Bytes != 111 {
+		t.Errorf("Result.Bytes = %d, want 111", res.Bytes)
+	}
+	sameTrees(t, p)
+}
+
+// TestDryRun checks that a dry run reports every action as skipped with
+// the reason "dry run", exits 1, and changes neither tree nor archive.
+func TestDryRun(t *testing.T) {
+	p := newPair(t)
+	populate(p)
+	p.sync(p.config())
+	p.write(1, "f1.txt", "edited")
+	p.remove(2, "dir")
+	p.write(2, "new.txt", "new")
+	before1, before2 := p.tree(1), p.tree(2)
+	cfg := p.config()
+	cfg.DryRun = true
+	for run := 0; run < 2; run++ {
+		res := p.sync(cfg)
+		if !res.DryRun || res.ExitCode() != 1 || res.Propagated != 0 {
+			t.Errorf("dry run %d: DryRun %v, exit %d, propagated %d; want true, 1, 0", run, res.DryRun, res.ExitCode(), res.Propagated)
+		}
+		want := []string{"dir 2to1 skipped", "f1.txt 1to2 skipped", "new.txt 2to1 skipped"}
+		if got := outcomes(res); strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("dry run %d outcomes %v, want %v", run, got, want)
+		}
+		for _, o := range res.Outcomes {
+			if o.Reason != "dry run" {
+				t.Errorf("%s: reason %q, want \"dry run\"", o.Item.Path, o.Reason)
+			}
+		}
+	}
+	for side, before := range map[int]map[string]string{1: before1, 2: before2} {
+		after := p.tree(side)
+		if len(after) != len(before) {
+			t.Errorf("side %d: %d paths after the dry runs, %d before", side, len(after), len(before))
+		}
+		for k, v := range before {
+			if after[k] != v {
+				t.Errorf("side %d: %s changed from %q to %q", side, k, v, after[k])
+			}
+		}
+	}
+	// The real run still has all the work to do.
+	res := p.sync(p.config())
+	if res.Propagated != 3 || res.ExitCode() != 0 {
+		t.Errorf("real run after dry runs: propagated %d, exit %d; want 3, 0", res.Propagated, res.ExitCode())
+	}
+	sameTrees(t, p)
+}
