@@ -78,6 +78,8 @@ type env struct {
 	extra []string
 	srv   *sshdtest.Server
 	alias string
+	// wrap, if set, runs concord through this command (setpriv ...).
+	wrap []string
 }
 
 func newEnv(t *testing.T) *env {
@@ -146,6 +148,9 @@ type proc struct {
 func (e *env) start(extra []string, args ...string) *proc {
 	e.t.Helper()
 	p := &proc{cmd: exec.Command(concordBin, args...)}
+	if len(e.wrap) > 0 {
+		p.cmd = exec.Command(e.wrap[0], append(append(e.wrap[1:], concordBin), args...)...)
+	}
 	p.cmd.Env = append(e.environ(), extra...)
 	p.cmd.Dir = e.dir
 	p.cmd.Stdout = &p.stdout
