@@ -382,7 +382,22 @@ func TestDigestFastPath(t *testing.T) {
 	}
 	s.Close()
 
+	// Deleted on both sides while the archives agree: the archives forget
+	// it on both sides and still agree afterwards.
+	p.sync(p.config())
+	p.remove(1, "f2.txt")
+	p.remove(2, "f2.txt")
+	if res := p.sync(p.config()); res.ExitCode() != 0 || len(res.Outcomes) != 0 {
+		t.Errorf("both-deleted run: exit %d, outcomes %v; want 0 and none", res.ExitCode(), outcomes(res))
+	}
+	s = prepare()
+	if a, b := lists(); a != 0 || b != 0 {
+		t.Errorf("after a deletion on both sides the archives were listed %d and %d times, want 0", a, b)
+	}
+	s.Close()
+
 	// A lost archive makes them disagree: both are listed, path by path.
+	p.write(1, "f1.txt", "changed again")
 	p.dropArchive(2)
 	s = prepare()
 	if a, b := lists(); a != 1 || b != 1 {
