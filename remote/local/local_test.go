@@ -1,0 +1,898 @@
+package local
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/zeebo/blake3"
+	"golang.org/x/sys/unix"
+
+	"github.com/concord-sync/concord/archive/scan"
+	"github.com/concord-sync/concord/archive/state"
+	"github.com/concord-sync/concord/remote"
+)
+
+const peerID = "0123456789abcdef0123456789abcdef"
+
+type fixture struct {
+	t     *testing.T
+	root  string
+	state string
+	e     *Endpoint
+}
+
+// newFixture creates a root holding files (path → contents; a trailing
+// slash makes a directory, "->target" a symlink), opens an endpoint on it
+// with extra open options, scans it and commits the scan so that the
+// archive matches the tree.
+func newFixture(t *testing.T, files map[string]string, req remote.OpenRequest) *fixture {
+	t.Helper()
+	f := &fixture{t: t, root: t.TempDir(), state: t.TempDir()}
+	t.Setenv("XDG_STATE_HOME", f.state)
+	writeTree(t, f.root, files)
+	f.e = f.open(req)
+	f.commitScan()
+	return f
+}
+
+func writeTree(t *testing.T, root string, files map[string]string) {
+	t.Helper()
+	paths := make([]string, 0, len(files))
+	for p := range files {
+		paths = append(paths, p)
+	}
+	slices.SortFunc(paths, func(a, b string) int {
+		return state.ComparePaths(strings.TrimSuffix(a, "/"), strings.TrimSuffix(b, "/"))
+	})
+	for _, p := range paths {
+		c := files[p]
+		full := filepath.Join(root, p)
+		var err error
+		switch {
+		case strings.HasSuffix(p, "/"):
+			err = os.MkdirAll(full, 0o755)
+		case strings.HasPrefix(c, "->"):
+			err = os.Symlink(c[2:], full)
+		default:
+			err = os.WriteFile(full, []byte(c), 0o644)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func (f *fixture) open(req remote.OpenRequest) *Endpoint {
+	f.t.Helper()
+	e := New(f.root, Options{StateDir: filepath.Join(f.state, "concord"), Version: "test"})
+	ctx := context.Background()
+	if _, err := e.Hello(ctx); err != nil {
+		f.t.Fatalf("Hello: %v", err)
+	}
+	if req.PeerID == "" {
+		req.PeerID = peerID
+	}
+	if _, err := e.Open(ctx, req); err != nil {
+		f.t.Fatalf("Open: %v", err)
+	}
+	f.t.Cleanup(func() { e.Close() })
+	return e
+}
+
+// commitScan scans and records every change in the archive.
+func (f *fixture) commitScan() remote.ScanReply {
+	f.t.Helper()
+	ctx := context.Background()
+	rep, err := f.e.Scan(ctx, remote.ScanRequest{}, nil)
+	if err != nil {
+		f.t.Fatalf("Scan: %v", err)
+	}
+	var recs []remote.Record
+	for _, c := range rep.Changes {
+		recs = append(recs, remote.Record{Path: c.Path, Entry: c.New})
+	}
+	if err := f.e.Commit(ctx, recs); err != nil {
+		f.t.Fatalf("Commit: %v", err)
+	}
+	return rep
+}
+
+// entry returns the current state of p as the endpoint sees it.
+func (f *fixture) entry(p string) *state.Entry {
+	f.t.Helper()
+	es, err := f.e.Stat(context.Background(), []string{p})
+	if err != nil {
+		f.t.Fatalf("Stat(%q): %v", p, err)
+	}
+	return es[0]
+}
+
+func (f *fixture) read(p string) string {
+	f.t.Helper()
+	b, err := os.ReadFile(filepath.Join(f.root, p))
+	if err != nil {
+		f.t.Fatalf("read %q: %v", p, err)
+	}
+	return string(b)
+}
+
+// temps lists concord temporary files anywhere below dir.
+func temps(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && scan.IsTemp(d.Name()) {
+			out = append(out, p)
+		}
+		return nil
+	})
+	return out
+}
+
+func fileEntry(contents string, mode uint32, mtime time.Time) *state.Entry {
+	return &state.Entry{Kind: state.File, Mode: mode, Size: int64(len(contents)), MTime: mtime.UnixNano(), Hash: blake3.Sum256([]byte(contents))}
+}
+
+var t0 = time.Date(2024, 5, 6, 7, 8, 9, 123456789, time.UTC)
+
+func TestHelloAndOpen(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	stateDir := filepath.Join(t.TempDir(), "concord")
+	os.WriteFile(filepath.Join(dir, "file"), nil, 0o644)
+	os.Mkdir(filepath.Join(dir, "real"), 0o755)
+	os.Symlink("real", filepath.Join(dir, "alias"))
+
+	for _, bad := range []string{filepath.Join(dir, "missing"), filepath.Join(dir, "file")} {
+		_, err := New(bad, Options{StateDir: stateDir}).Hello(ctx)
+		if !errors.Is(err, remote.ErrFatal) || !strings.Contains(err.Error(), bad) {
+			t.Errorf("Hello(%s) = %v; want ErrFatal naming the root", bad, err)
+		}
+	}
+	e1 := New(filepath.Join(dir, "alias"), Options{StateDir: stateDir, Version: "v9"})
+	info, err := e1.Hello(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e1.Close()
+	if info.Root != filepath.Join(dir, "real") || info.Version != "v9" || info.Protocol != Protocol || len(info.ReplicaID) != 32 {
+		t.Errorf("Hello through a symlinked root = %+v", info)
+	}
+	e2 := New(filepath.Join(dir, "real"), Options{StateDir: stateDir})
+	info2, err := e2.Hello(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e2.Close()
+	if info2.ReplicaID != info.ReplicaID {
+		t.Errorf("the same directory by two names has ids %s and %s", info.ReplicaID, info2.ReplicaID)
+	}
+	if _, err := e1.Open(ctx, remote.OpenRequest{PeerID: info.ReplicaID}); !errors.Is(err, remote.ErrFatal) || !strings.Contains(err.Error(), "same directory") {
+		t.Errorf("Open with itself as peer = %v", err)
+	}
+	if _, err := New(dir, Options{StateDir: stateDir}).Open(ctx, remote.OpenRequest{PeerID: peerID}); !errors.Is(err, remote.ErrFatal) {
+		t.Errorf("Open before Hello = %v", err)
+	}
+	if _, err := e1.Open(ctx, remote.OpenRequest{PeerID: peerID, Ignore: []string{"  "}}); !errors.Is(err, remote.ErrFatal) {
+		t.Errorf("Open with an empty ignore pattern = %v", err)
+	}
+}
+
+func TestOpenTwiceIsLocked(t *testing.T) {
+	f := newFixture(t, map[string]string{"a": "a"}, remote.OpenRequest{})
+	ctx := context.Background()
+	second := New(f.root, Options{StateDir: filepath.Join(f.state, "concord")})
+	if _, err := second.Hello(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	_, err := second.Open(ctx, remote.OpenRequest{PeerID: peerID})
+	if !errors.Is(err, remote.ErrLocked) || !errors.Is(err, remote.ErrFatal) {
+		t.Fatalf("second Open = %v; want ErrLocked", err)
+	}
+	if host, _ := os.Hostname(); !strings.Contains(err.Error(), host) {
+		t.Errorf("lock error %q does not name the holder's host", err)
+	}
+	// A dry run does not take the lock.
+	dry := New(f.root, Options{StateDir: filepath.Join(f.state, "concord")})
+	dry.Hello(ctx)
+	defer dry.Close()
+	rep, err := dry.Open(ctx, remote.OpenRequest{PeerID: peerID, DryRun: true})
+	if err != nil {
+		t.Fatalf("dry-run Open while locked: %v", err)
+	}
+	if rep.Entries != 1 {
+		t.Errorf("dry-run Open sees %d entries, want 1", rep.Entries)
+	}
+	if _, err := dry.Apply(ctx, remote.Op{Kind: remote.OpMkdir, Path: "x", New: &state.Entry{Kind: state.Dir, Mode: 0o755}}, nil); err == nil {
+		t.Error("Apply in a dry run succeeded")
+	}
+	// Closing releases the lock; Close twice is safe.
+	if err := f.e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.e.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if _, err := second.Open(ctx, remote.OpenRequest{PeerID: peerID}); err != nil {
+		t.Errorf("Open after the holder closed: %v", err)
+	}
+}
+
+func TestScanCommitStatList(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, map[string]string{"d/": "", "d/a": "aa", "d/l": "->a", "top": "t"}, remote.OpenRequest{})
+	if rep := f.commitScan(); len(rep.Changes) != 0 || rep.Hashed != 0 {
+		t.Errorf("scan after commit: %+v", rep)
+	}
+	es, err := f.e.Stat(ctx, []string{"d/a", "d/l", "d", "missing", "d/a/below", "top"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if es[0].Kind != state.File || es[0].Hash != blake3.Sum256([]byte("aa")) || es[1].Target != "a" || es[2].Kind != state.Dir ||
+		es[3] != nil || es[4] != nil || es[5].Size != 1 {
+		t.Errorf("Stat = %+v", es)
+	}
+	// A file changed behind the archive's back is re-read.
+	os.WriteFile(filepath.Join(f.root, "top"), []byte("changed"), 0o644)
+	if e := f.entry("top"); e.Hash != blake3.Sum256([]byte("changed")) {
+		t.Errorf("Stat of a changed file returns the archived hash")
+	}
+	list, err := f.e.List(ctx, "d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for _, pe := range list {
+		paths = append(paths, pe.Path)
+	}
+	if !slices.Equal(paths, []string{"d", "d/a", "d/l"}) {
+		t.Errorf("List(d) = %q", paths)
+	}
+	var all []string
+	f.e.ArchiveList(ctx, func(p string, _ *state.Entry) error { all = append(all, p); return nil })
+	if !slices.Equal(all, []string{"d", "d/a", "d/l", "top"}) {
+		t.Errorf("ArchiveList = %q", all)
+	}
+}
+
+func TestScanRemovesDeadTemps(t *testing.T) {
+	f := newFixture(t, map[string]string{"d/": ""}, remote.OpenRequest{})
+	dead := filepath.Join(f.root, "d", scan.TempPrefix+"99999999-1-1")
+	deadDir := filepath.Join(f.root, scan.TempPrefix+"99999998-1-1")
+	mine := filepath.Join(f.root, "d", tempName())
+	os.WriteFile(dead, []byte("x"), 0o600)
+	os.Mkdir(deadDir, 0o700)
+	os.WriteFile(mine, []byte("x"), 0o600)
+	rep := f.commitScan()
+	if len(rep.Changes) != 0 {
+		t.Errorf("temporary files reported as changes: %+v", rep.Changes)
+	}
+	for _, p := range []string{dead, deadDir} {
+		if _, err := os.Lstat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("stale temporary %s not removed: %v", p, err)
+		}
+	}
+	if _, err := os.Stat(mine); err != nil {
+		t.Errorf("a live process's temporary file was removed: %v", err)
+	}
+}
+
+func TestPut(t *testing.T) {
+	ctx := context.Background()
+	tree := map[string]string{"old": "old contents", "d/": "", "d/x": "x", "d/sub/": "", "d/sub/y": "y", "d/l": "->x", "link": "->d"}
+	tests := []struct {
+		name     string
+		path     string
+		contents string // streamed
+		newState func(f *fixture) *state.Entry
+		expect   func(f *fixture) *state.Entry
+		before   func(f *fixture) // after the scan, before Apply
+		wantErr  error
+		want     string // contents at path afterwards
+	}{
+		{name: "create", path: "new", contents: "fresh",
+			newState: func(*fixture) *state.Entry { return fileEntry("fresh", 0o640, t0) },
+			expect:   func(*fixture) *state.Entry { return nil }, want: "fresh"},
+		{name: "create in a subdirectory", path: "d/sub/new", contents: "deep",
+			newState: func(*fixture) *state.Entry { return fileEntry("deep", 0o600, t0) },
+			expect:   func(*fixture) *state.Entry { return nil }, want: "deep"},
+		{name: "replace", path: "old", contents: "replacement",
+			newState: func(*fixture) *state.Entry { return fileEntry("replacement", 0o644, t0) },
+			expect:   func(f *fixture) *state.Entry { return f.entry("old") }, want: "replacement"},
+		{name: "replace a symlink", path: "d/l", contents: "was a link",
+			newState: func(*fixture) *state.Entry { return fileEntry("was a link", 0o644, t0) },
+			expect:   func(f *fixture) *state.Entry { return f.entry("d/l") }, want: "was a link"},
+		{name: "replace a directory tree", path: "d", contents: "now a file",
+			newState: func(*fixture) *state.Entry { return fileEntry("now a file", 0o644, t0) },
+			expect:   func(f *fixture) *state.Entry { return f.entry("d") }, want: "now a file"},
+		{name: "expected absent but exists", path: "old", contents: "x",
+			newState: func(*fixture) *state.Entry { return fileEntry("x", 0o644, t0) },
+			expect:   func(*fixture) *state.Entry { return nil }, wantErr: remote.ErrChanged, want: "old contents"},
+		{name: "destination modified after the scan", path: "old", contents: "new",
+			newState: func(*fixture) *state.Entry { return fileEntry("new", 0o644, t0) },
+			expect:   func(f *fixture) *state.Entry { return f.entry("old") },
+			before: func(f *fixture) {
+				os.WriteFile(filepath.Join(f.root, "old"), []byte("edited by a person"), 0o644)
+			}, wantErr: remote.ErrChanged, want: "edited by a person"},
+		{name: "destination deleted after the scan", path: "old", contents: "new",
+			newState: func(*fixture) *state.Entry { return fileEntry("new", 0o644, t0) },
+			expect:   func(f *fixture) *state.Entry { return f.entry("old") },
+			before:   func(f *fixture) { os.Remove(filepath.Join(f.root, "old")) },
+			wantErr:  remote.ErrChanged},
+		{name: "content does not match the hash", path: "old", contents: "abd",
+			newState: func(*fixture) *state.Entry { return fileEntry("abc", 0o644, t0) },
+			expect:   func(f *fixture) *state.Entry { return f.entry("old") }, wantErr: remote.ErrChanged, want: "old contents"},
+		{name: "content shorter than the size", path: "new", contents: "ab",
+			newState: func(*fixture) *state.Entry { return fileEntry("abc", 0o644, t0) },
+			expect:   func(*fixture) *state.Entry { return nil }, wantErr: remote.ErrChanged},
+		{name: "file added inside the directory being replaced", path: "d", contents: "f",
+			newState: func(*fixture) *state.Entry { return fileEntry("f", 0o644, t0) },
+			expect:   func(f *fixture) *state.Entry { return f.entry("d") },
+			before: func(f *fixture) {
+				os.WriteFile(filepath.Join(f.root, "d/sub/added"), []byte("new work"), 0o644)
+			}, wantErr: remote.ErrChanged},
+		{name: "parent directory missing", path: "nodir/f", contents: "f",
+			newState: func(*fixture) *state.Entry { return fileEntry("f", 0o644, t0) },
+			expect:   func(*fixture) *state.Entry { return nil }, wantErr: remote.ErrChanged},
+		{name: "through a symlinked directory", path: "link/x", contents: "f",
+			newState: func(*fixture) *state.Entry { return fileEntry("f", 0o644, t0) },
+			expect:   func(*fixture) *state.Entry { return nil }, wantErr: remote.ErrUnsafePath},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, tree, remote.OpenRequest{})
+			expect := tt.expect(f)
+			newState := tt.newState(f)
+			if tt.before != nil {
+				tt.before(f)
+			}
+			beforeD := listTree(t, filepath.Join(f.root, "d"))
+			got, err := f.e.Apply(ctx, remote.Op{Kind: remote.OpPut, Path: tt.path, Expect: expect, New: newState}, strings.NewReader(tt.contents))
+			if tmp := temps(t, f.root); len(tmp) != 0 {
+				t.Errorf("temporary files left: %q", tmp)
+			}
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("Apply = %v, %v; want %v", got, err, tt.wantErr)
+				}
+				if tt.want != "" && f.read(tt.path) != tt.want {
+					t.Errorf("destination changed to %q", f.read(tt.path))
+				}
+				if afterD := listTree(t, filepath.Join(f.root, "d")); tt.path == "d" && !slices.Equal(beforeD, afterD) {
+					t.Errorf("refused put changed the tree: %q → %q", beforeD, afterD)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Apply: %v", err)
+			}
+			if s := f.read(tt.path); s != tt.want {
+				t.Errorf("contents %q, want %q", s, tt.want)
+			}
+			fi, _ := os.Lstat(filepath.Join(f.root, tt.path))
+			if fi.Mode().Perm() != os.FileMode(newState.Mode) || !fi.ModTime().Equal(t0) {
+				t.Errorf("installed with mode %o mtime %v; want %o %v", fi.Mode().Perm(), fi.ModTime(), newState.Mode, t0)
+			}
+			if got == nil || !state.Equal(got, newState) || got.Ino == 0 || got.CTime == 0 {
+				t.Errorf("Apply returned %+v; want %+v with this side's stat data", got, newState)
+			}
+			// The returned entry is what a scan now sees.
+			if now := f.entry(tt.path); !state.StatSame(now, got) || now.Hash != got.Hash {
+				t.Errorf("Stat after put = %+v, Apply returned %+v", now, got)
+			}
+		})
+	}
+}
+
+func listTree(t *testing.T, dir string) []string {
+	var out []string
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil {
+			out = append(out, p)
+		}
+		return nil
+	})
+	return out
+}
+
+func TestRemove(t *testing.T) {
+	ctx := context.Background()
+	tree := map[string]string{"f": "f", "l": "->f", "d/": "", "d/a": "a", "d/s/": "", "d/s/b": "b", "d/s/t/": "", "d/s/t/c": "c", "d/s/ln": "->b"}
+	tests := []struct {
+		name    string
+		path    string
+		before  func(f *fixture)
+		wantErr error
+		gone    bool
+	}{
+		{name: "file", path: "f", gone: true},
+		{name: "symlink", path: "l", gone: true},
+		{name: "tree", path: "d", gone: true},
+		{name: "subtree", path: "d/s", gone: true},
+		{name: "file inside changed", path: "d", before: func(f *fixture) {
+			time.Sleep(10 * time.Millisecond)
+			os.WriteFile(filepath.Join(f.root, "d/s/t/c"), []byte("C"), 0o644)
+		}, wantErr: remote.ErrChanged},
+		{name: "extra file appeared", path: "d", before: func(f *fixture) {
+			os.WriteFile(filepath.Join(f.root, "d/s/t/extra"), []byte("new"), 0o644)
+		}, wantErr: remote.ErrChanged},
+		{name: "extra directory appeared", path: "d", before: func(f *fixture) {
+			os.Mkdir(filepath.Join(f.root, "d/new"), 0o755)
+		}, wantErr: remote.ErrChanged},
+		{name: "symlink inside retargeted", path: "d", before: func(f *fixture) {
+			os.Remove(filepath.Join(f.root, "d/s/ln"))
+			os.Symlink("elsewhere", filepath.Join(f.root, "d/s/ln"))
+		}, wantErr: remote.ErrChanged},
+		{name: "file changed after the scan", path: "f", before: func(f *fixture) {
+			os.WriteFile(filepath.Join(f.root, "f"), []byte("edited"), 0o644)
+		}, wantErr: remote.ErrChanged},
+		{name: "directory replaced by a file", path: "d/s", before: func(f *fixture) {
+			os.RemoveAll(filepath.Join(f.root, "d/s"))
+			os.WriteFile(filepath.Join(f.root, "d/s"), nil, 0o644)
+		}, wantErr: remote.ErrChanged},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, tree, remote.OpenRequest{})
+			expect := f.entry(tt.path)
+			if tt.before != nil {
+				tt.before(f)
+			}
+			before := listTree(t, f.root)
+			got, err := f.e.Apply(ctx, remote.Op{Kind: remote.OpRemove, Path: tt.path, Expect: expect}, nil)
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("Apply = %v; want %v", err, tt.wantErr)
+				}
+				if after := listTree(t, f.root); !slices.Equal(before, after) {
+					t.Errorf("a refused removal removed something:\nbefore %q\nafter  %q", before, after)
+				}
+				return
+			}
+			if err != nil || got != nil {
+				t.Fatalf("Apply = %+v, %v", got, err)
+			}
+			if _, err := os.Lstat(filepath.Join(f.root, tt.path)); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("%s still there: %v", tt.path, err)
+			}
+		})
+	}
+	// Removing what is already absent, as expected, is a no-op.
+	f := newFixture(t, tree, remote.OpenRequest{})
+	for _, p := range []string{"never", "nodir/never"} {
+		if got, err := f.e.Apply(ctx, remote.Op{Kind: remote.OpRemove, Path: p}, nil); err != nil || got != nil {
+			t.Errorf("remove absent %s = %v, %v", p, got, err)
+		}
+	}
+}
+
+// TestRemoveAfterScanChanges removes a tree whose contents changed before
+// the scan: the scan's view, not the stale archive, is what must match.
+func TestRemoveAfterScanChanges(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, map[string]string{"d/": "", "d/a": "a", "d/gone": "g"}, remote.OpenRequest{})
+	os.WriteFile(filepath.Join(f.root, "d/a"), []byte("changed before the scan"), 0o644)
+	os.WriteFile(filepath.Join(f.root, "d/new"), []byte("new"), 0o644)
+	os.Remove(filepath.Join(f.root, "d/gone"))
+	if _, err := f.e.Scan(ctx, remote.ScanRequest{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.e.Apply(ctx, remote.Op{Kind: remote.OpRemove, Path: "d", Expect: f.entry("d")}, nil); err != nil {
+		t.Fatalf("remove a tree the scan saw: %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(f.root, "d")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("d still there")
+	}
+}
+
+func TestMkdirSymlinkSetMeta(t *testing.T) {
+	ctx := context.Background()
+	tree := map[string]string{"f": "file", "d/": "", "d/x": "x", "l": "->f"}
+	tests := []struct {
+		name    string
+		op      func(f *fixture) remote.Op
+		wantErr error
+		check   func(t *testing.T, f *fixture, got *state.Entry)
+	}{
+		{name: "mkdir", op: func(f *fixture) remote.Op {
+			return remote.Op{Kind: remote.OpMkdir, Path: "new", New: &state.Entry{Kind: state.Dir, Mode: 0o750}}
+		}, check: func(t *testing.T, f *fixture, got *state.Entry) {
+			fi, err := os.Lstat(filepath.Join(f.root, "new"))
+			if err != nil || !fi.IsDir() || got.Kind != state.Dir {
+				t.Errorf("mkdir: %v %v", fi, err)
+			}
+		}},
+		{name: "mkdir over a file", op: func(f *fixture) remote.Op {
+			return remote.Op{Kind: remote.OpMkdir, Path: "f", Expect: f.entry("f"), New: &state.Entry{Kind: state.Dir, Mode: 0o755}}
+		}, check: func(t *testing.T, f *fixture, got *state.Entry) {
+			if fi, err := os.Lstat(filepath.Join(f.root, "f")); err != nil || !fi.IsDir() {
+				t.Errorf("f is not a directory: %v", err)
+			}
+		}},
+		{name: "mkdir where something appeared", op: func(f *fixture) remote.Op {
+			os.Mkdir(filepath.Join(f.root, "late"), 0o755)
+			return remote.Op{Kind: remote.OpMkdir, Path: "late", New: &state.Entry{Kind: state.Dir, Mode: 0o755}}
+		}, wantErr: remote.ErrChanged},
+		{name: "symlink", op: func(f *fixture) remote.Op {
+			return remote.Op{Kind: remote.OpSymlink, Path: "d/ln", New: &state.Entry{Kind: state.Symlink, Target: "../f"}}
+		}, check: func(t *testing.T, f *fixture, got *state.Entry) {
+			if target, err := os.Readlink(filepath.Join(f.root, "d/ln")); err != nil || target != "../f" {
+				t.Errorf("symlink target %q, %v", target, err)
+			}
+			if got.Target != "../f" || got.Hash != blake3.Sum256([]byte("../f")) {
+				t.Errorf("returned %+v", got)
+			}
+		}},
+		{name: "symlink replacing a file", op: func(f *fixture) remote.Op {
+			return remote.Op{Kind: remote.OpSymlink, Path: "f", Expect: f.entry("f"), New: &state.Entry{Kind: state.Symlink, Target: "d"}}
+		}, check: func(t *testing.T, f *fixture, got *state.Entry) {
+			if target, _ := os.Readlink(filepath.Join(f.root, "f")); target != "d" {
+				t.Errorf("target %q", target)
+			}
+		}},
+		{name: "symlink retarget", op: func(f *fixture) remote.Op {
+			return remote.Op{Kind: remote.OpSymlink, Path: "l", Expect: f.entry("l"), New: &state.Entry{Kind: state.Symlink, Target: "\xffodd"}}
+		}, check: func(t *testing.T, f *fixture, got *state.Entry) {
+			if target, _ := os.Readlink(filepath.Join(f.root, "l")); target != "\xffodd" {
+				t.Errorf("target %q", target)
+			}
+		}},
+		{name: "symlink replacing a directory tree", op: func(f *fixture) remote.Op {
+			return remote.Op{Kind: remote.OpSymlink, Path: "d", Expect: f.entry("d"), New: &state.Entry{Kind: state.Symlink, Target: "f"}}
+		}, check: func(t *testing.T, f *fixture, got *state.Entry) {
+			if target, _ := os.Readlink(filepath.Join(f.root, "d")); target != "f" {
+				t.Errorf("target %q", target)
+			}
+		}},
+		{name: "set meta of a file", op: func(f *fixture) remote.Op {
+			want := f.entry("f").Clone()
+			want.Mode, want.MTime = 0o600, t0.UnixNano()
+			return remote.Op{Kind: remote.OpSetMeta, Path: "f", Expect: f.entry("f"), New: want}
+		}, check: func(t *testing.T, f *fixture, got *state.Entry) {
+			fi, _ := os.Lstat(filepath.Join(f.root, "f"))
+			if fi.Mode().Perm() != 0o600 || !fi.ModTime().Equal(t0) || f.read("f") != "file" {
+				t.Errorf("after set meta: %v %v %q", fi.Mode(), fi.ModTime(), f.read("f"))
+			}
+			if got.Mode != 0o600 || got.MTime != t0.UnixNano() || got.Hash != blake3.Sum256([]byte("file")) {
+				t.Errorf("returned %+v", got)
+			}
+		}},
+		{name: "set meta of a directory", op: func(f *fixture) remote.Op {
+			return remote.Op{Kind: remote.OpSetMeta, Path: "d", Expect: f.entry("d"), New: &state.Entry{Kind: state.Dir, Mode: 0o700}}
+		}, check: func(t *testing.T, f *fixture, got *state.Entry) {
+			if fi, _ := os.Lstat(filepath.Join(f.root, "d")); fi.Mode().Perm() != 0o700 {
+				t.Errorf("mode %v", fi.Mode())
+			}
+		}},
+		{name: "set meta of a file changed after the scan", op: func(f *fixture) remote.Op {
+			exp := f.entry("f")
+			os.WriteFile(filepath.Join(f.root, "f"), []byte("other"), 0o644)
+			return remote.Op{Kind: remote.OpSetMeta, Path: "f", Expect: exp, New: &state.Entry{Kind: state.File, Mode: 0o600}}
+		}, wantErr: remote.ErrChanged},
+		{name: "no new state", op: func(f *fixture) remote.Op {
+			return remote.Op{Kind: remote.OpMkdir, Path: "x"}
+		}, wantErr: errors.New("no new state")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, tree, remote.OpenRequest{})
+			op := tt.op(f)
+			got, err := f.e.Apply(ctx, op, nil)
+			if tmp := temps(t, f.root); len(tmp) != 0 {
+				t.Errorf("temporary files left: %q", tmp)
+			}
+			if tt.wantErr != nil {
+				if err == nil || (!errors.Is(err, tt.wantErr) && !strings.Contains(err.Error(), tt.wantErr.Error())) {
+					t.Fatalf("Apply = %+v, %v; want %v", got, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Apply: %v", err)
+			}
+			if !state.SameContent(got, op.New) || !state.SamePerm(got, op.New) {
+				t.Errorf("returned %+v, asked for %+v", got, op.New)
+			}
+			tt.check(t, f, got)
+		})
+	}
+}
+
+func TestUnsafePaths(t *testing.T) {
+	ctx := context.Background()
+	outside := t.TempDir()
+	os.Mkdir(filepath.Join(outside, "inner"), 0o755)
+	f := newFixture(t, map[string]string{"d/": "", "d/f": "f", "out": "->" + outside, "d/up": "->.."}, remote.OpenRequest{})
+	rel, _ := filepath.Rel(f.root, outside)
+	paths := []string{
+		"", "/abs", outside + "/x", "../x", "d/../../x", rel + "/x", "d//f", "./x", "d/.",
+		"a\x00b", "out/x", "out/inner/x", "d/up/out/x",
+	}
+	newFile := fileEntry("evil", 0o644, t0)
+	ops := []remote.Op{
+		{Kind: remote.OpPut, New: newFile},
+		{Kind: remote.OpMkdir, New: &state.Entry{Kind: state.Dir, Mode: 0o755}},
+		{Kind: remote.OpSymlink, New: &state.Entry{Kind: state.Symlink, Target: "/etc/passwd"}},
+		{Kind: remote.OpRemove, Expect: &state.Entry{Kind: state.Dir}},
+		{Kind: remote.OpSetMeta, Expect: &state.Entry{Kind: state.Dir}, New: &state.Entry{Kind: state.Dir, Mode: 0o777}},
+	}
+	for _, p := range paths {
+		for _, op := range ops {
+			op.Path = p
+			_, err := f.e.Apply(ctx, op, strings.NewReader("evil"))
+			if !errors.Is(err, remote.ErrUnsafePath) {
+				t.Errorf("Apply(kind %d, %q) = %v; want ErrUnsafePath", op.Kind, p, err)
+			}
+		}
+		if _, err := f.e.ReadFile(ctx, p, nil); err == nil {
+			t.Errorf("ReadFile(%q) succeeded", p)
+		}
+		if _, err := f.e.List(ctx, p); p != "out/x" && p != "out/inner/x" && p != "d/up/out/x" && !errors.Is(err, remote.ErrUnsafePath) {
+			t.Errorf("List(%q) = %v; want ErrUnsafePath", p, err)
+		}
+		if es, err := f.e.Stat(ctx, []string{p}); err == nil && es[0] != nil {
+			t.Errorf("Stat(%q) = %+v, looked through", p, es[0])
+		}
+	}
+	if got := listTree(t, outside); !slices.Equal(got, []string{outside, filepath.Join(outside, "inner")}) {
+		t.Errorf("something was written outside the root: %q", got)
+	}
+	if fi, _ := os.Stat(outside); fi.Mode().Perm() == 0o777 {
+		t.Errorf("outside directory's mode was changed")
+	}
+}
+
+func TestReadFile(t *testing.T) {
+	ctx := context.Background()
+	big := strings.Repeat("0123456789", 100_000)
+	f := newFixture(t, map[string]string{"small": "hello", "big": big, "l": "->small", "d/": ""}, remote.OpenRequest{})
+
+	r, err := f.e.ReadFile(ctx, "small", f.entry("small"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := io.ReadAll(r); err != nil || string(b) != "hello" {
+		t.Errorf("ReadFile = %q, %v", b, err)
+	}
+	r.Close()
+
+	// Modified between open and end of file.
+	r, err = f.e.ReadFile(ctx, "big", f.entry("big"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1000)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Millisecond)
+	if err := os.WriteFile(filepath.Join(f.root, "big"), []byte(big[:500_000]+"X"+big[500_001:]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = io.ReadAll(r)
+	r.Close()
+	if !errors.Is(err, remote.ErrChanged) {
+		t.Errorf("read of a file modified while read = %v; want ErrChanged", err)
+	}
+
+	// Appended to while being read.
+	f2 := newFixture(t, map[string]string{"log": big}, remote.OpenRequest{})
+	r, err = f2.e.ReadFile(ctx, "log", f2.entry("log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.ReadFull(r, buf)
+	af, _ := os.OpenFile(filepath.Join(f2.root, "log"), os.O_APPEND|os.O_WRONLY, 0)
+	af.WriteString("more")
+	af.Close()
+	_, err = io.ReadAll(r)
+	r.Close()
+	if !errors.Is(err, remote.ErrChanged) {
+		t.Errorf("read of a file appended to while read = %v; want ErrChanged", err)
+	}
+
+	stale := f.entry("small")
+	os.WriteFile(filepath.Join(f.root, "small"), []byte("HELLO, longer"), 0o644)
+	tests := []struct {
+		name   string
+		path   string
+		expect *state.Entry
+	}{
+		{"modified before open", "small", stale},
+		{"missing", "missing", fileEntry("x", 0o644, t0)},
+		{"symlink", "l", fileEntry("hello", 0o644, t0)},
+		{"missing directory", "nodir/x", fileEntry("x", 0o644, t0)},
+	}
+	for _, tt := range tests {
+		if _, err := f.e.ReadFile(ctx, tt.path, tt.expect); !errors.Is(err, remote.ErrChanged) {
+			t.Errorf("%s: ReadFile = %v; want ErrChanged", tt.name, err)
+		}
+	}
+}
+
+func TestBackups(t *testing.T) {
+	ctx := context.Background()
+	outside := filepath.Join(t.TempDir(), "backups")
+	tests := []struct {
+		name      string
+		backupDir string
+		dir       func(f *fixture) string
+		max       int
+	}{
+		{"inside the root", ".backups", func(f *fixture) string { return filepath.Join(f.root, ".backups") }, 2},
+		{"outside the root", outside, func(*fixture) string { return outside }, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, map[string]string{"d/": "", "d/f": "version 0", "d/gone": "to be removed", "t/": "", "t/x": "in a tree"}, remote.OpenRequest{BackupDir: tt.backupDir, MaxBackups: tt.max})
+			bdir := tt.dir(f)
+			for i := 1; i <= 4; i++ {
+				contents := "version " + string(rune('0'+i))
+				if _, err := f.e.Apply(ctx, remote.Op{Kind: remote.OpPut, Path: "d/f", Expect: f.entry("d/f"), New: fileEntry(contents, 0o644, t0.Add(time.Duration(i)*time.Second))}, strings.NewReader(contents)); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(2 * time.Millisecond) // distinct time stamps
+			}
+			if _, err := f.e.Apply(ctx, remote.Op{Kind: remote.OpRemove, Path: "d/gone", Expect: f.entry("d/gone")}, nil); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.e.Apply(ctx, remote.Op{Kind: remote.OpRemove, Path: "t", Expect: f.entry("t")}, nil); err != nil {
+				t.Fatal(err)
+			}
+			kept := backupsOf(t, filepath.Join(bdir, "d"), "f.")
+			wantN := 4
+			if tt.max > 0 {
+				wantN = tt.max
+			}
+			if len(kept) != wantN {
+				t.Fatalf("%d backups of d/f kept: %q; want %d", len(kept), kept, wantN)
+			}
+			// The newest backups are kept, each the version it replaced.
+			for i, name := range kept {
+				version := 4 - len(kept) + i
+				b, _ := os.ReadFile(filepath.Join(bdir, "d", name))
+				if want := "version " + string(rune('0'+version)); string(b) != want {
+					t.Errorf("backup %s holds %q, want %q", name, b, want)
+				}
+				if _, err := time.Parse("20060102T150405.000000000Z", strings.TrimPrefix(name, "f.")); err != nil {
+					t.Errorf("backup name %s has no time stamp: %v", name, err)
+				}
+			}
+			for _, p := range []struct{ dir, prefix, want string }{{"d", "gone.", "to be removed"}, {"t", "x.", "in a tree"}} {
+				got := backupsOf(t, filepath.Join(bdir, p.dir), p.prefix)
+				if len(got) != 1 {
+					t.Errorf("removed file %s/%s: backups %q", p.dir, p.prefix, got)
+					continue
+				}
+				if b, _ := os.ReadFile(filepath.Join(bdir, p.dir, got[0])); string(b) != p.want {
+					t.Errorf("backup of removed file holds %q", b)
+				}
+			}
+			if f.read("d/f") != "version 4" {
+				t.Errorf("d/f = %q", f.read("d/f"))
+			}
+			// A backup directory inside the root is never synchronized.
+			if rep := f.commitScan(); tt.backupDir == ".backups" {
+				for _, c := range rep.Changes {
+					if strings.HasPrefix(c.Path, ".backups") {
+						t.Errorf("backup directory reported: %q", c.Path)
+					}
+				}
+			}
+		})
+	}
+	f := newFixture(t, nil, remote.OpenRequest{})
+	if err := f.e.setBackup(".", 0); !errors.Is(err, remote.ErrFatal) {
+		t.Errorf("backup directory = root: %v", err)
+	}
+}
+
+func backupsOf(t *testing.T, dir, prefix string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatalf("read backup directory: %v", err)
+	}
+	var out []string
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), prefix) {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+func TestPutDiskFull(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a small tmpfs needs root")
+	}
+	ctx := context.Background()
+	root := t.TempDir()
+	if err := unix.Mount("tmpfs", root, "tmpfs", 0, "size=1m"); err != nil {
+		t.Skipf("cannot mount a 1 MiB tmpfs on %s: %v", root, err)
+	}
+	t.Cleanup(func() { unix.Unmount(root, unix.MNT_DETACH) })
+	old := bytes.Repeat([]byte("old"), 100_000) // 300 kB
+	if err := os.WriteFile(filepath.Join(root, "f"), old, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stateHome := t.TempDir()
+	t.Setenv("XDG_STATE_HOME", stateHome)
+	f := &fixture{t: t, root: root, state: stateHome}
+	f.e = f.open(remote.OpenRequest{})
+	f.commitScan()
+	big := bytes.Repeat([]byte("new!"), 500_000) // 2 MB
+	sum := blake3.Sum256(big)
+	_, err := f.e.Apply(ctx, remote.Op{Kind: remote.OpPut, Path: "f", Expect: f.entry("f"),
+		New: &state.Entry{Kind: state.File, Mode: 0o644, Size: int64(len(big)), MTime: t0.UnixNano(), Hash: sum}}, bytes.NewReader(big))
+	if err == nil {
+		t.Fatal("a 2 MB put on a 1 MiB disk succeeded")
+	}
+	if !strings.Contains(err.Error(), "disk is full") || !errors.Is(err, unix.ENOSPC) {
+		t.Errorf("error %q; want it to say the disk is full", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "f")); !bytes.Equal(b, old) {
+		t.Errorf("old file damaged: %d bytes", len(b))
+	}
+	if tmp := temps(t, root); len(tmp) != 0 {
+		t.Errorf("temporary files left: %q", tmp)
+	}
+}
+
+func TestGroupSync(t *testing.T) {
+	g := newGroupSync()
+	fd, err := unix.Open(t.TempDir(), unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	errs := make(chan error, 16)
+	for i := 0; i < 16; i++ {
+		go func() { errs <- g.sync(fd) }()
+	}
+	for i := 0; i < 16; i++ {
+		if err := <-errs; err != nil {
+			t.Errorf("sync: %v", err)
+		}
+	}
+	g.mu.Lock()
+	completed, running := g.completed, g.running
+	g.mu.Unlock()
+	if completed == 0 || completed > 16 || running {
+		t.Errorf("after 16 syncs: %d flushes, running %v", completed, running)
+	}
+	if err := g.sync(-1); err == nil {
+		t.Error("sync of a bad descriptor succeeded")
+	}
+}
+
+func TestTempOwnerDead(t *testing.T) {
+	tests := []struct {
+		name string
+		dead bool
+	}{
+		{tempName(), false},
+		{scan.TempPrefix + "99999999-1-1", true},
+		{scan.TempPrefix + "1-1-1", false}, // init is alive
+		{scan.TempPrefix + "x", true},
+		{scan.TempPrefix, true},
+	}
+	for _, tt := range tests {
+		if got := tempOwnerDead(tt.name); got != tt.dead {
+			t.Errorf("tempOwnerDead(%q) = %v, want %v", tt.name, got, tt.dead)
+		}
+	}
+	if a, b := tempName(), tempName(); a == b || !scan.IsTemp(a) {
+		t.Errorf("tempName: %q %q", a, b)
+	}
+}
