@@ -202,7 +202,7 @@ func syncInteractive(ctx context.Context, cfg engine.Config, o *options) (*engin
 		sess = s
 		return s, nil
 	}
-	res, err := tui.Run(ctx, prepare, tui.Options{NoColor: o.noColor, AltScreen: true, Root1: cfg.Root1, Root2: cfg.Root2})
+	res, err := tui.Run(ctx, prepare, tui.Options{NoColor: o.noColor, AltScreen: true, Root1: cfg.Root1, Root2: cfg.Root2, Guards: &cfg.Options})
 	return res, sess, err
 }
 
