@@ -84,7 +84,7 @@ func TestEditBeforePropagate(t *testing.T) {
 			e.mustSync(0, r1, r2)
 			writeFile(t, dir1, "a", gen("a", 1, 5000)) // to copy 1 → 2
 			writeFile(t, dir2, "b", gen("b", 1, 5000)) // to copy 2 → 1
-			os.Remove(filepath.Join(dir1, "c"))         // to delete on 2
+			os.Remove(filepath.Join(dir1, "c"))        // to delete on 2
 			writeFile(t, dir1, "d", gen("d", 1, 5000)) // copied normally
 			hookA, hookB, hookC := gen("a", 9, 4000), gen("b", 9, 4000), gen("c", 9, 4000)
 			writeFile(t, e.dir, "hookA", hookA)
