@@ -120,3 +120,26 @@ func TestAcquireLockMissingDirectory(t *testing.T) {
 		t.Errorf("AcquireLock in a missing directory = %v; want a create error naming the path", err)
 	}
 }
+
+// FuzzParseLock feeds arbitrary lock file contents to the parser: it must
+// never panic, and what it accepts must be a positive pid and a host
+// without white space.
+func FuzzParseLock(f *testing.F) {
+	f.Add("123 host\n")
+	f.Add("0 host")
+	f.Add("-1 h")
+	f.Add("99999999999999999999 h")
+	f.Add("12 two words")
+	f.Fuzz(func(t *testing.T, s string) {
+		pid, host, ok := parseLock(s)
+		if !ok {
+			return
+		}
+		if pid <= 0 || host == "" || strings.ContainsAny(host, " \t\n") {
+			t.Fatalf("parseLock(%q) = %d, %q", s, pid, host)
+		}
+		if p2, h2, ok2 := parseLock(fmt.Sprintf("%d %s\n", pid, host)); !ok2 || p2 != pid || h2 != host {
+			t.Fatalf("re-parse of %d %q = %d %q %v", pid, host, p2, h2, ok2)
+		}
+	})
+}

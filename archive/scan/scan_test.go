@@ -823,3 +823,22 @@ func copyFile(src, dst string) error {
 	}
 	return out.Close()
 }
+
+// FuzzMatcher compiles arbitrary ignore patterns (they come from profiles
+// and the command line) and matches arbitrary paths: it must never panic.
+func FuzzMatcher(f *testing.F) {
+	f.Add("*.o", "a/b.o", false)
+	f.Add("!keep.o", "keep.o", false)
+	f.Add("/top", "top", true)
+	f.Add("build/", "x/build", true)
+	f.Add("**/x/**", "a/x/b", false)
+	f.Add("[a-", "a", false)
+	f.Add("\\", "\\", false)
+	f.Fuzz(func(t *testing.T, pattern, path string, isDir bool) {
+		m, err := NewMatcher(strings.Split(pattern, "\n"))
+		if err != nil {
+			return
+		}
+		m.Match(strings.Split(path, "/"), isDir)
+	})
+}
