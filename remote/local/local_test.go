@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +21,7 @@ import (
 	"github.com/concord-sync/concord/archive/scan"
 	"github.com/concord-sync/concord/archive/state"
 	"github.com/concord-sync/concord/remote"
+	"github.com/concord-sync/concord/remote/delta"
 )
 
 const peerID = "0123456789abcdef0123456789abcdef"
@@ -894,5 +897,158 @@ func TestTempOwnerDead(t *testing.T) {
 	}
 	if a, b := tempName(), tempName(); a == b || !scan.IsTemp(a) {
 		t.Errorf("tempName: %q %q", a, b)
+	}
+}
+
+func TestPutDelta(t *testing.T) {
+	ctx := context.Background()
+	base := strings.Repeat("block of old text that stays the same\n", 4000)
+	next := base[:50_000] + "an inserted line\n" + base[50_000:]
+	tests := []struct {
+		name    string
+		newText string // what the delta builds
+		claim   string // what op.New claims
+		before  func(f *fixture)
+		wantErr error
+	}{
+		{name: "applies", newText: next, claim: next},
+		{name: "result does not match the hash", newText: next, claim: next + "x", wantErr: remote.ErrChanged},
+		{name: "basis changed after the signature", newText: next, claim: next, before: func(f *fixture) {
+			os.WriteFile(filepath.Join(f.root, "f"), []byte(base+"edited"), 0o644)
+		}, wantErr: remote.ErrChanged},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, map[string]string{"f": base}, remote.OpenRequest{})
+			expect := f.entry("f")
+			sig, err := f.e.Signature(ctx, "f", expect)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var enc bytes.Buffer
+			if err := delta.WriteDelta(&enc, sig, strings.NewReader(tt.newText)); err != nil {
+				t.Fatal(err)
+			}
+			if enc.Len() >= len(tt.newText)/2 {
+				t.Errorf("delta of a small insertion is %d bytes for a %d-byte file", enc.Len(), len(tt.newText))
+			}
+			if tt.before != nil {
+				tt.before(f)
+			}
+			was := f.read("f")
+			_, err = f.e.Apply(ctx, remote.Op{Kind: remote.OpPut, Path: "f", Expect: expect, New: fileEntry(tt.claim, 0o644, t0), Delta: true}, &enc)
+			if tmp := temps(t, f.root); len(tmp) != 0 {
+				t.Errorf("temporary files left: %q", tmp)
+			}
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("Apply = %v; want %v", err, tt.wantErr)
+				}
+				if f.read("f") != was {
+					t.Errorf("destination changed by a refused delta")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.read("f") != next {
+				t.Errorf("delta result differs from the new version")
+			}
+		})
+	}
+	f := newFixture(t, map[string]string{"f": "x"}, remote.OpenRequest{})
+	stale := f.entry("f")
+	os.WriteFile(filepath.Join(f.root, "f"), []byte("changed"), 0o644)
+	if _, err := f.e.Signature(ctx, "f", stale); !errors.Is(err, remote.ErrChanged) {
+		t.Errorf("Signature of a changed file = %v; want ErrChanged", err)
+	}
+	if _, err := f.e.Signature(ctx, "../f", nil); err == nil {
+		t.Error("Signature of ../f succeeded")
+	}
+}
+
+// TestConcurrentApply runs many puts, mkdirs and removals at once, as the
+// engine does, so the race detector can see them.
+func TestConcurrentApply(t *testing.T) {
+	ctx := context.Background()
+	files := map[string]string{"d/": ""}
+	for i := 0; i < 16; i++ {
+		files[fmt.Sprintf("d/old%02d", i)] = fmt.Sprint("old ", i)
+	}
+	f := newFixture(t, files, remote.OpenRequest{BackupDir: filepath.Join(t.TempDir(), "bk"), MaxBackups: 1})
+	expects := map[string]*state.Entry{}
+	for p := range files {
+		expects[p] = f.entry(strings.TrimSuffix(p, "/"))
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for i := 0; i < 16; i++ {
+		wg.Add(3)
+		go func() {
+			defer wg.Done()
+			c := fmt.Sprint("new file ", i)
+			_, err := f.e.Apply(ctx, remote.Op{Kind: remote.OpPut, Path: fmt.Sprintf("d/new%02d", i), New: fileEntry(c, 0o644, t0)}, strings.NewReader(c))
+			errs <- err
+		}()
+		go func() {
+			defer wg.Done()
+			p := fmt.Sprintf("d/old%02d", i)
+			c := fmt.Sprint("replaced ", i)
+			_, err := f.e.Apply(ctx, remote.Op{Kind: remote.OpPut, Path: p, Expect: expects[p], New: fileEntry(c, 0o600, t0)}, strings.NewReader(c))
+			errs <- err
+		}()
+		go func() {
+			defer wg.Done()
+			_, err := f.e.Apply(ctx, remote.Op{Kind: remote.OpMkdir, Path: fmt.Sprintf("d/dir%02d", i), New: &state.Entry{Kind: state.Dir, Mode: 0o755}}, nil)
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	for i := 0; i < 16; i++ {
+		if got := f.read(fmt.Sprintf("d/old%02d", i)); got != fmt.Sprint("replaced ", i) {
+			t.Errorf("d/old%02d = %q", i, got)
+		}
+		if got := f.read(fmt.Sprintf("d/new%02d", i)); got != fmt.Sprint("new file ", i) {
+			t.Errorf("d/new%02d = %q", i, got)
+		}
+	}
+	if tmp := temps(t, f.root); len(tmp) != 0 {
+		t.Errorf("temporary files left: %q", tmp)
+	}
+}
+
+// TestBackupOtherFilesystem keeps backups on another file system, where a
+// hard link is impossible and the file must be copied.
+func TestBackupOtherFilesystem(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a tmpfs needs root")
+	}
+	bdir := t.TempDir()
+	if err := unix.Mount("tmpfs", bdir, "tmpfs", 0, "size=4m"); err != nil {
+		t.Skipf("cannot mount a tmpfs on %s: %v", bdir, err)
+	}
+	t.Cleanup(func() { unix.Unmount(bdir, unix.MNT_DETACH) })
+	ctx := context.Background()
+	f := newFixture(t, map[string]string{"f": "original"}, remote.OpenRequest{BackupDir: bdir})
+	if _, err := f.e.Apply(ctx, remote.Op{Kind: remote.OpPut, Path: "f", Expect: f.entry("f"), New: fileEntry("second", 0o644, t0)}, strings.NewReader("second")); err != nil {
+		t.Fatal(err)
+	}
+	kept := backupsOf(t, bdir, "f.")
+	if len(kept) != 1 {
+		t.Fatalf("backups %q", kept)
+	}
+	if b, _ := os.ReadFile(filepath.Join(bdir, kept[0])); string(b) != "original" {
+		t.Errorf("backup holds %q", b)
+	}
+	fi, _ := os.Stat(filepath.Join(bdir, kept[0]))
+	if fi.Mode().Perm() != 0o644 {
+		t.Errorf("copied backup has mode %v, want the original's 0644", fi.Mode().Perm())
 	}
 }
