@@ -115,10 +115,20 @@ func (s *Session) Execute(ctx context.Context, progress func(Progress)) (*Result
 		}
 		stop := x.startCommitter()
 		for i := range s.plan.Items {
-			if ctx.Err() != nil {
-				break
+			it := &s.plan.Items[i]
+			if err := ctx.Err(); err != nil {
+				// Interrupted: what did not run is reported as failed,
+				// untouched, for the next run.
+				if it.Action != reconcile.Record {
+					x.outcome(Outcome{Item: it, Status: Failed, Err: fmt.Errorf("not carried out: the run was interrupted (%w)", err)})
+				}
+				continue
 			}
-			x.item(&s.plan.Items[i])
+			x.item(it)
+		}
+		for _, p := range s.forget {
+			x.commit(1, p, nil)
+			x.commit(2, p, nil)
 		}
 		close(x.jobs)
 		x.workers.Wait()
@@ -522,14 +532,22 @@ func (x *executor) startCommitter() func() {
 	return func() { close(stop); <-done }
 }
 
-// historyDB returns the archive on this machine that keeps run history.
+// historyDB returns the archive on this machine that keeps run history:
+// the local side's, or with two local roots the one of the replica whose id
+// sorts first, so that "sync a b" and "sync b a" share one history.
 func (s *Session) historyDB() *archive.DB {
+	var best *archive.DB
+	bestID := ""
 	for i := 1; i <= 2; i++ {
-		if h, ok := s.ep[i].(historian); ok && h.Archive() != nil {
-			return h.Archive()
+		h, ok := s.ep[i].(historian)
+		if !ok || h.Archive() == nil {
+			continue
+		}
+		if best == nil || s.info[i].ReplicaID < bestID {
+			best, bestID = h.Archive(), s.info[i].ReplicaID
 		}
 	}
-	return nil
+	return best
 }
 
 func (s *Session) beginHistory(ctx context.Context, start time.Time) (*archive.DB, int64) {

@@ -30,6 +30,9 @@ type Session struct {
 	// below counts archived entries under deleted or replaced
 	// directories, from the scans.
 	below map[string]int64
+	// forget lists paths that only one archive still records while both
+	// sides lack them; both archives drop them.
+	forget []string
 }
 
 // Prepare connects to both roots, opens their archives, scans both sides
@@ -314,6 +317,8 @@ func (s *Session) inputs(ctx context.Context) ([]reconcile.Path, error) {
 		in := reconcile.Path{Path: p, One: v[1].current(p, a1), Two: v[2].current(p, a2)}
 		if state.Equal(a1, a2) {
 			in.Base = a1
+		} else if in.One == nil && in.Two == nil {
+			s.forget = append(s.forget, p)
 		}
 		out = append(out, in)
 	}

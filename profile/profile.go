@@ -641,12 +641,17 @@ func (p *Profile) Options() (reconcile.Options, error) {
 		r1, r2 = p.Roots[0], p.Roots[1]
 	}
 	var err error
+	// Settings from the command line have no profile name to cite.
+	where := "--"
+	if p.Name != "" {
+		where = "profile " + p.Name + ": "
+	}
 	if o.Prefer, err = ResolvePrefer(p.Prefer, r1, r2); err != nil {
-		return o, fmt.Errorf("profile %s: %w", p.Name, err)
+		return o, fmt.Errorf("%s%w", where, err)
 	}
 	if p.Force != "" {
 		if o.Force, err = ResolveSide(p.Force, r1, r2); err != nil {
-			return o, fmt.Errorf("profile %s: force: %w", p.Name, err)
+			return o, fmt.Errorf("%sforce: %w", where, err)
 		}
 	}
 	for _, g := range []struct {
@@ -661,7 +666,11 @@ func (p *Profile) Options() (reconcile.Options, error) {
 		for _, v := range g.vals {
 			s, err := ResolveSide(v, r1, r2)
 			if err != nil {
-				return o, fmt.Errorf("profile %s: %s: %w", p.Name, g.key, err)
+				key := g.key
+				if p.Name == "" {
+					key = strings.ReplaceAll(key, "_", "-")
+				}
+				return o, fmt.Errorf("%s%s: %w", where, key, err)
 			}
 			g.dst[s] = true
 		}
@@ -678,7 +687,27 @@ func sideName(s reconcile.Side) string {
 
 // sameRoot compares two roots as written, ignoring trailing slashes.
 func sameRoot(a, b string) bool {
-	return trimSlash(expandHome(a)) == trimSlash(expandHome(b))
+	a, b = trimSlash(expandHome(a)), trimSlash(expandHome(b))
+	if a == b {
+		return true
+	}
+	// Two spellings of one local directory ("b", "./b", "/abs/b").
+	if isLocal(a) && isLocal(b) {
+		aa, err1 := filepath.Abs(a)
+		ab, err2 := filepath.Abs(b)
+		return err1 == nil && err2 == nil && aa == ab
+	}
+	return false
+}
+
+// isLocal reports whether a root as written is a local path (no ssh:// and
+// no host: prefix before the first slash).
+func isLocal(s string) bool {
+	if strings.Contains(s, "://") {
+		return false
+	}
+	colon, slash := strings.IndexByte(s, ':'), strings.IndexByte(s, '/')
+	return colon < 0 || (slash >= 0 && slash < colon)
 }
 
 func trimSlash(s string) string {

@@ -263,7 +263,7 @@ func Display(p string) string {
 			b.WriteString(`\\`)
 		case r == 0xFFFD && size == 1:
 			fmt.Fprintf(&b, `\x%02x`, p[0])
-		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || isBidi(r):
 			switch r {
 			case '\n':
 				b.WriteString(`\n`)
@@ -284,4 +284,14 @@ func Display(p string) string {
 		p = p[size:]
 	}
 	return b.String()
+}
+
+// isBidi reports the invisible direction and format controls that can make
+// a name display as another ("Trojan Source"): they are shown escaped.
+func isBidi(r rune) bool {
+	switch {
+	case r >= 0x200b && r <= 0x200f, r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069, r == 0xfeff:
+		return true
+	}
+	return false
 }

@@ -218,24 +218,27 @@ func openHistory(root1, root2 string) (*archive.DB, error) {
 			return nil, usageErr("%v", err)
 		}
 	}
+	// With two local roots the history is in the archive of the replica
+	// whose id sorts first (see engine.Session.historyDB).
+	if parsed[0].Local && parsed[1].Local {
+		id0, err0 := replicaOf(stateDir, parsed[0].Path)
+		id1, err1 := replicaOf(stateDir, parsed[1].Path)
+		if err0 == nil && err1 == nil && id0 != "" && id1 != "" {
+			own, peer := id0, id1
+			if id1 < id0 {
+				own, peer = id1, id0
+			}
+			if db, err := archive.Open(archive.ArchivePath(stateDir, own, peer), true); err == nil {
+				return db, nil
+			}
+		}
+	}
 	for i := 0; i < 2; i++ {
-		if !parsed[i].Local {
+		if !parsed[i].Local || parsed[1-i].Local {
 			continue
 		}
 		own, err := replicaOf(stateDir, parsed[i].Path)
 		if err != nil || own == "" {
-			continue
-		}
-		peer := parsed[1-i]
-		if peer.Local {
-			pid, err := replicaOf(stateDir, peer.Path)
-			if err != nil || pid == "" {
-				continue
-			}
-			db, err := archive.Open(archive.ArchivePath(stateDir, own, pid), true)
-			if err == nil {
-				return db, nil
-			}
 			continue
 		}
 		// A remote peer: find the archive that names it.

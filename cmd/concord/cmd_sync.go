@@ -44,7 +44,11 @@ func cmdSync(ctx context.Context, e *env, args []string) error {
 		return usageErr("standard input or output is not a terminal, so concord cannot ask about conflicts: " +
 			"add --batch to propagate what is safe and leave conflicts for later (the way to run it from cron)")
 	}
-	dial := newDialer(p, interactive, e.stderr)
+	notes := e.stderr
+	if o.quiet {
+		notes = io.Discard // -q: problems only, not "installing concord on host"
+	}
+	dial := newDialer(p, interactive, notes)
 	defer dial.Close()
 	cfg.Dial = dial.Dial
 	if logger != nil {

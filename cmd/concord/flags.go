@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/concord-sync/concord/profile"
+	"github.com/concord-sync/concord/report"
 )
 
 // listFlag collects a repeatable flag.
@@ -36,12 +37,12 @@ func parseArgs(cmd string, args []string, stderr io.Writer) (*options, error) {
 	fs := flag.NewFlagSet("concord "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		o                                      options
-		batch, dryRun, compress                bool
-		prefer, force, maxDelete, report, logF string
-		backupDir, sshConfig, timeout          string
-		maxBackups                             int
-		ignore, noDel, noUpd, noCre            listFlag
+		o                                       options
+		batch, dryRun, compress                 bool
+		prefer, force, maxDelete, reportF, logF string
+		backupDir, sshConfig, timeout           string
+		maxBackups                              int
+		ignore, noDel, noUpd, noCre             listFlag
 	)
 	fs.BoolVar(&batch, "batch", false, "ask nothing: propagate non-conflicts, skip conflicts (unless --prefer)")
 	fs.BoolVar(&dryRun, "dry-run", false, "plan and report, change nothing on either side")
@@ -52,7 +53,7 @@ func parseArgs(cmd string, args []string, stderr io.Writer) (*options, error) {
 	fs.Var(&noCre, "no-creation", "never create on that side; repeatable")
 	fs.Var(&ignore, "ignore", "ignore paths matching this gitignore pattern, relative to the root; repeatable")
 	fs.StringVar(&maxDelete, "max-delete", "", "refuse the run if it would delete more than N entries or P% (default 50% above 100 archived entries)")
-	fs.StringVar(&report, "report", "", "write the run's report to FILE (.json, .csv, .md or .html)")
+	fs.StringVar(&reportF, "report", "", "write the run's report to FILE (.json, .csv, .md or .html)")
 	fs.StringVar(&logF, "log", "", "append a structured log of the run to FILE (one JSON object per line)")
 	fs.StringVar(&backupDir, "backup-dir", "", "keep the previous version of every overwritten or deleted file in DIR (relative: under each root)")
 	fs.IntVar(&maxBackups, "max-backups", 0, "keep at most N backups per path (0: all)")
@@ -136,7 +137,7 @@ func parseArgs(cmd string, args []string, stderr io.Writer) (*options, error) {
 		p.MaxDelete = maxDelete
 	}
 	if set["report"] {
-		p.Report = report
+		p.Report = reportF
 	}
 	if set["log"] {
 		p.Log = logF
@@ -162,6 +163,11 @@ func parseArgs(cmd string, args []string, stderr io.Writer) (*options, error) {
 			return nil, usageErr("--connect-timeout %q: give a duration such as 10s", timeout)
 		}
 		p.SSH.ConnectTimeout = d
+	}
+	if p.Report != "" {
+		if _, err := report.FormatFromPath(p.Report); err != nil {
+			return nil, usageErr("--report %s: %v", p.Report, err)
+		}
 	}
 	if o.verbose && o.quiet {
 		return nil, usageErr("-v and -q contradict each other: give one")
