@@ -135,14 +135,33 @@ func TestHistory(t *testing.T) {
 func TestHistoryBounded(t *testing.T) {
 	ctx := context.Background()
 	d := openTemp(t)
+	// 998 old runs written directly, each with an item, then a few real
+	// ones that push the history past its bound.
+	tx, err := d.db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 998; i++ {
+		if _, err := tx.Exec("INSERT INTO runs(id, start_ns, end_ns, root1, root2) VALUES(?, ?, ?, 'a', 'b')", i, i, i+1); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec("INSERT INTO run_items(run_id, path, status, action, reason) VALUES(?, x'70', 'conflict', '', '')", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := tx.Exec("INSERT INTO problems(path, status, first_seen, last_seen, times_seen) VALUES(x'70', 'conflict', 2, 999, 998)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
 	var last int64
-	for i := 0; i < 1005; i++ {
-		id, err := d.BeginRun(ctx, Run{Start: time.Unix(int64(i), 0)})
+	for i := 0; i < 5; i++ {
+		id, err := d.BeginRun(ctx, Run{Start: time.Unix(2000+int64(i), 0)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		items := []RunItem{{Path: "p", Status: "conflict"}}
-		if err := d.FinishRun(ctx, Run{ID: id, End: time.Unix(int64(i), 1)}, items); err != nil {
+		if err := d.FinishRun(ctx, Run{ID: id, End: time.Unix(2000+int64(i), 1)}, []RunItem{{Path: "p", Status: "conflict"}}); err != nil {
 			t.Fatal(err)
 		}
 		last = id
@@ -151,8 +170,8 @@ func TestHistoryBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(runs) != 1000 || runs[0].ID != last {
-		t.Errorf("kept %d runs (newest %d), want 1000 ending at %d", len(runs), runs[0].ID, last)
+	if len(runs) != 1000 || runs[0].ID != last || runs[len(runs)-1].ID != last-999 {
+		t.Errorf("kept %d runs (%d to %d), want the 1000 ending at %d", len(runs), runs[len(runs)-1].ID, runs[0].ID, last)
 	}
 	var items int
 	if err := d.db.QueryRow("SELECT count(*) FROM run_items").Scan(&items); err != nil {
@@ -162,7 +181,7 @@ func TestHistoryBounded(t *testing.T) {
 		t.Errorf("%d run items kept after pruning runs, want 1000 (items of pruned runs must go too)", items)
 	}
 	its, err := d.Items(ctx, last)
-	if err != nil || len(its) != 1 || its[0].TimesSeen != 1005 || !its[0].FirstSeen.Equal(time.Unix(0, 1)) {
-		t.Errorf("Items(last) = %+v, %v; want first seen at the first run and 1005 times", its, err)
+	if err != nil || len(its) != 1 || its[0].TimesSeen != 1003 || !its[0].FirstSeen.Equal(time.Unix(0, 2)) {
+		t.Errorf("Items(last) = %+v, %v; want first seen at the first run and 1003 times", its, err)
 	}
 }
