@@ -135,7 +135,7 @@ func (d *DB) Runs(ctx context.Context, limit int) ([]Run, error) {
 func (d *DB) Items(ctx context.Context, id int64) ([]RunItem, error) {
 	rows, err := d.db.QueryContext(ctx, `SELECT i.path, i.status, i.action, i.reason, i.side1, i.side2,
 		coalesce(p.first_seen, r.start_ns), coalesce(p.times_seen, 1)
-		FROM run_items i JOIN runs r ON r.id = i.run_id LEFT JOIN problems p ON p.path = i.path
+		FROM run_items i JOIN runs r ON r.id = i.run_id LEFT JOIN problems p ON p.path = i.path AND p.first_seen <= r.end_ns
 		WHERE i.run_id = ? ORDER BY i.path`, id)
 	if err != nil {
 		return nil, d.wrap("read", err)
