@@ -185,3 +185,38 @@ func TestHistoryBounded(t *testing.T) {
 		t.Errorf("Items(last) = %+v, %v; want first seen at the first run and 1003 times", its, err)
 	}
 }
+
+// TestHistoryProblemSeenAgain checks an old run's item whose problem was
+// resolved and then came back: the old run must not show it as first seen
+// after the run itself.
+func TestHistoryProblemSeenAgain(t *testing.T) {
+	ctx := context.Background()
+	d := openTemp(t)
+	var ids []int64
+	for i, items := range [][]RunItem{{{Path: "x", Status: "conflict"}}, nil, {{Path: "x", Status: "conflict"}}} {
+		id, err := d.BeginRun(ctx, Run{Start: time.Unix(int64(100*i), 0)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.FinishRun(ctx, Run{ID: id, End: time.Unix(int64(100*i+10), 0)}, items); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	tests := []struct {
+		run   int
+		first time.Time
+	}{
+		{0, time.Unix(0, 0)},   // the run's own start: its problem was resolved later
+		{2, time.Unix(210, 0)}, // the standing problem, first seen at that run's end
+	}
+	for _, tt := range tests {
+		its, err := d.Items(ctx, ids[tt.run])
+		if err != nil || len(its) != 1 {
+			t.Fatalf("Items(run %d) = %+v, %v", tt.run, its, err)
+		}
+		if !its[0].FirstSeen.Equal(tt.first) || its[0].TimesSeen != 1 {
+			t.Errorf("run %d: first seen %v, %d times; want %v, once", tt.run, its[0].FirstSeen.Unix(), its[0].TimesSeen, tt.first.Unix())
+		}
+	}
+}
