@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/zeebo/blake3"
@@ -185,7 +186,10 @@ func (e *Endpoint) put(ctx context.Context, dirfd int, op remote.Op, content io.
 			return nil, fmt.Errorf("apply delta to %s: %w", state.Display(op.Path), err)
 		}
 	} else if content != nil {
-		if n, err = io.Copy(w, content); err != nil {
+		buf := copyBufs.Get().(*[]byte)
+		n, err = io.CopyBuffer(w, onlyReader{content}, *buf)
+		copyBufs.Put(buf)
+		if err != nil {
 			return nil, e.writeErr(op.Path, err)
 		}
 	}
@@ -276,6 +280,14 @@ func (e *Endpoint) replaceWith(ctx context.Context, dirfd int, p string, expect 
 	}
 	return nil
 }
+
+// copyBufs recycles copy buffers: a first sync of many small files
+// otherwise allocates one per file and spends its time collecting them.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+
+// onlyReader hides a reader's WriterTo so that io.CopyBuffer uses the
+// pooled buffer.
+type onlyReader struct{ io.Reader }
 
 type countWriter struct {
 	w io.Writer
