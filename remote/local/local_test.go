@@ -1052,3 +1052,69 @@ func TestBackupOtherFilesystem(t *testing.T) {
 		t.Errorf("copied backup has mode %v, want the original's 0644", fi.Mode().Perm())
 	}
 }
+
+// watchingReader streams contents in small pieces and, before each piece,
+// records what a reader of the destination would see.
+type watchingReader struct {
+	r    io.Reader
+	dest string
+	seen []string
+}
+
+func (w *watchingReader) Read(b []byte) (int, error) {
+	c, err := os.ReadFile(w.dest)
+	if err != nil {
+		w.seen = append(w.seen, "<"+err.Error()+">")
+	} else {
+		w.seen = append(w.seen, string(c))
+	}
+	if len(b) > 7 {
+		b = b[:7]
+	}
+	return w.r.Read(b)
+}
+
+// TestPutIsAtomic checks that while a put streams its contents, the
+// destination shows only the old version (or nothing), never a partial
+// new one, and that the temporary file lives beside the destination.
+func TestPutIsAtomic(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, map[string]string{"d/": "", "d/f": "the old version"}, remote.OpenRequest{})
+	newText := strings.Repeat("new contents ", 20)
+	for _, tt := range []struct {
+		path   string
+		expect *state.Entry
+		old    string
+	}{{"d/f", f.entry("d/f"), "the old version"}, {"d/created", nil, ""}} {
+		w := &watchingReader{r: strings.NewReader(newText), dest: filepath.Join(f.root, tt.path)}
+		var tempsSeen []string
+		w2 := &hookReader{r: w, hook: func() { tempsSeen = append(tempsSeen, temps(t, filepath.Join(f.root, "d"))...) }}
+		if _, err := f.e.Apply(ctx, remote.Op{Kind: remote.OpPut, Path: tt.path, Expect: tt.expect, New: fileEntry(newText, 0o644, t0)}, w2); err != nil {
+			t.Fatal(err)
+		}
+		if len(w.seen) < 10 {
+			t.Fatalf("only %d reads observed", len(w.seen))
+		}
+		for _, s := range w.seen {
+			if tt.old != "" && s != tt.old || tt.old == "" && !strings.Contains(s, "no such file") {
+				t.Fatalf("%s: during the put a reader saw %q", tt.path, s)
+			}
+		}
+		if len(tempsSeen) == 0 {
+			t.Errorf("%s: no temporary file seen in the destination directory during the put", tt.path)
+		}
+		if f.read(tt.path) != newText {
+			t.Errorf("%s: final contents %q", tt.path, f.read(tt.path))
+		}
+	}
+}
+
+type hookReader struct {
+	r    io.Reader
+	hook func()
+}
+
+func (h *hookReader) Read(b []byte) (int, error) {
+	h.hook()
+	return h.r.Read(b)
+}
