@@ -1,0 +1,163 @@
+package main
+
+import (
+	"bytes"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/concord-sync/concord/internal/sshdtest"
+)
+
+// e2eRun runs the concord CLI in this process with HOME, XDG_STATE_HOME
+// and XDG_CONFIG_HOME under dir (the test binary itself serves as the
+// remote concord: the bootstrap uploads it) and returns the exit code and
+// standard error.
+func e2eRun(t *testing.T, dir string, args ...string) (int, string, time.Duration) {
+	t.Helper()
+	t.Setenv("HOME", filepath.Join(dir, "home"))
+	t.Setenv("XDG_STATE_HOME", filepath.Join(dir, "state"))
+	t.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "config"))
+	t.Setenv("SSH_AUTH_SOCK", "")
+	t.Setenv("NO_COLOR", "1")
+	var stdout, stderr bytes.Buffer
+	start := time.Now()
+	code := run(args, strings.NewReader(""), &stdout, &stderr)
+	return code, stderr.String(), time.Since(start)
+}
+
+// e2eSetup starts an sshd and returns it, a directory for the client
+// (with home/.ssh written for the alias "e2e") and the two roots.
+func e2eSetup(t *testing.T) (srv *sshdtest.Server, dir, r1, r2 string) {
+	t.Helper()
+	srv = sshdtest.Start(t)
+	dir = t.TempDir()
+	srv.WriteHome(t, filepath.Join(dir, "home"), "e2e", "")
+	one, two := filepath.Join(dir, "one"), filepath.Join(dir, "two")
+	for _, d := range []string{one, two} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(one, "f"), []byte("hello"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return srv, dir, one, "ssh://e2e" + two
+}
+
+// TestRemoteRefusals: every way the SSH connection can be refused exits 3
+// at once, naming the host and what to do, and touches nothing.
+func TestRemoteRefusals(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, srv *sshdtest.Server, home string)
+		want  func(srv *sshdtest.Server) []string
+	}{
+		{"unknown host key", func(t *testing.T, srv *sshdtest.Server, home string) {
+			os.WriteFile(filepath.Join(home, ".ssh", "known_hosts"), nil, 0o600)
+		}, func(srv *sshdtest.Server) []string {
+			// The fingerprint and the exact line to add.
+			return []string{ssh.FingerprintSHA256(srv.HostKeys[0]), srv.KnownHostsLine(srv.HostKeys[0]), "127.0.0.1"}
+		}},
+		{"wrong host key", func(t *testing.T, srv *sshdtest.Server, home string) {
+			other, err := sshdtest.NewKey(sshdtest.Ed25519, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			os.WriteFile(filepath.Join(home, ".ssh", "known_hosts"), []byte(srv.KnownHostsLine(other.PublicKey())+"\n"), 0o600)
+		}, func(srv *sshdtest.Server) []string {
+			return []string{"changed", "127.0.0.1", "known_hosts"}
+		}},
+		{"wrong user key", func(t *testing.T, srv *sshdtest.Server, home string) {
+			if _, err := sshdtest.NewKey(sshdtest.Ed25519, filepath.Join(home, ".ssh", "id_ed25519")); err != nil {
+				t.Fatal(err)
+			}
+		}, func(srv *sshdtest.Server) []string {
+			return []string{"e2e", "refused", "key"}
+		}},
+		{"closed port", func(t *testing.T, srv *sshdtest.Server, home string) {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			port := l.Addr().(*net.TCPAddr).Port
+			l.Close()
+			cfg := filepath.Join(home, ".ssh", "config")
+			b, _ := os.ReadFile(cfg)
+			b = bytes.Replace(b, []byte("Port "), []byte("Port "+strconv.Itoa(port)+"\n  #Port "), 1)
+			os.WriteFile(cfg, b, 0o600)
+		}, func(srv *sshdtest.Server) []string {
+			return []string{"e2e"}
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, dir, r1, r2 := e2eSetup(t)
+			tc.setup(t, srv, filepath.Join(dir, "home"))
+			code, stderr, took := e2eRun(t, dir, "sync", "--batch", r1, r2)
+			if code != exitFatal {
+				t.Fatalf("want exit 3, got %d: %s", code, stderr)
+			}
+			if took > 5*time.Second {
+				t.Errorf("took %s to give up (want under 5 s)", took)
+			}
+			for _, w := range tc.want(srv) {
+				if !strings.Contains(strings.ToLower(stderr), strings.ToLower(w)) {
+					t.Errorf("the message does not mention %q:\n%s", w, stderr)
+				}
+			}
+			if ents, _ := os.ReadDir(filepath.Join(dir, "two")); len(ents) != 0 {
+				t.Errorf("the remote root was touched: %v", ents)
+			}
+			if _, err := os.Stat(filepath.Join(srv.RemoteHome, ".cache")); err == nil {
+				t.Errorf("something was installed on a host that refused us")
+			}
+		})
+	}
+}
+
+// TestRemoteBootstrap: a remote without concord gets this one uploaded
+// (the run says it is installing), a second run reuses it, and a remote
+// concord of another protocol version is replaced by the right one.
+func TestRemoteBootstrap(t *testing.T) {
+	srv, dir, r1, r2 := e2eSetup(t)
+	code, stderr, _ := e2eRun(t, dir, "sync", "--batch", r1, r2)
+	if code != exitOK || !strings.Contains(stderr, "installing") {
+		t.Fatalf("first run: want exit 0 and an installation, got %d: %s", code, stderr)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "two", "f")); err != nil || string(b) != "hello" {
+		t.Fatalf("the file did not reach the remote root: %v", err)
+	}
+	code, stderr, _ = e2eRun(t, dir, "sync", "--batch", r1, r2)
+	if code != exitOK || strings.Contains(stderr, "installing") {
+		t.Fatalf("second run: want exit 0 and no installation, got %d: %s", code, stderr)
+	}
+
+	// Another protocol version in the cache: a script that answers the
+	// handshake with protocol 9.
+	matches, _ := filepath.Glob(filepath.Join(srv.RemoteHome, ".cache", "concord", "*", "concord"))
+	if len(matches) != 1 {
+		t.Fatalf("want one installed concord, got %q", matches)
+	}
+	fake := "#!/bin/sh\nprintf 'CONCORD\\000\\000\\000\\000\\011'\ncat >/dev/null\n"
+	if err := os.WriteFile(matches[0], []byte(fake), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "one", "g"), []byte("again"), 0o644)
+	code, stderr, _ = e2eRun(t, dir, "sync", "--batch", r1, r2)
+	if code != exitOK || !strings.Contains(stderr, "installing") {
+		t.Fatalf("run against another protocol version: want exit 0 after installing the right concord, got %d: %s", code, stderr)
+	}
+	if b, _ := os.ReadFile(matches[0]); bytes.Equal(b, []byte(fake)) {
+		t.Fatal("the concord of the wrong version is still installed")
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "two", "g")); err != nil || string(b) != "again" {
+		t.Fatalf("the run after the reinstallation did not sync: %v", err)
+	}
+}
