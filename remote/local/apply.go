@@ -182,6 +182,9 @@ func (e *Endpoint) put(ctx context.Context, dirfd int, op remote.Op, content io.
 		err = applyDelta(bf, content, cw)
 		bf.Close()
 		n = cw.n
+		if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+			return nil, e.writeErr(op.Path, err)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("apply delta to %s: %w", state.Display(op.Path), err)
 		}
