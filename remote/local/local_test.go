@@ -819,37 +819,62 @@ func TestPutDiskFull(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("mounting a small tmpfs needs root")
 	}
-	ctx := context.Background()
-	root := t.TempDir()
-	if err := unix.Mount("tmpfs", root, "tmpfs", 0, "size=1m"); err != nil {
-		t.Skipf("cannot mount a 1 MiB tmpfs on %s: %v", root, err)
+	old := bytes.Repeat([]byte("old"), 100_000)                               // 300 kB
+	big := append(bytes.Clone(old), bytes.Repeat([]byte("new!"), 500_000)...) // 2.3 MB
+	for _, delta := range []bool{false, true} {
+		t.Run(fmt.Sprint("delta=", delta), func(t *testing.T) {
+			ctx := context.Background()
+			root := t.TempDir()
+			if err := unix.Mount("tmpfs", root, "tmpfs", 0, "size=1m"); err != nil {
+				t.Skipf("cannot mount a 1 MiB tmpfs on %s: %v", root, err)
+			}
+			t.Cleanup(func() { unix.Unmount(root, unix.MNT_DETACH) })
+			if err := os.WriteFile(filepath.Join(root, "f"), old, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			stateHome := t.TempDir()
+			t.Setenv("XDG_STATE_HOME", stateHome)
+			f := &fixture{t: t, root: root, state: stateHome}
+			f.e = f.open(remote.OpenRequest{})
+			f.commitScan()
+			expect := f.entry("f")
+			var content io.Reader = bytes.NewReader(big)
+			if delta {
+				content = deltaOf(t, f, "f", expect, big)
+			}
+			_, err := f.e.Apply(ctx, remote.Op{Kind: remote.OpPut, Path: "f", Expect: expect, Delta: delta,
+				New: &state.Entry{Kind: state.File, Mode: 0o644, Size: int64(len(big)), MTime: t0.UnixNano(), Hash: blake3.Sum256(big)}}, content)
+			if err == nil {
+				t.Fatal("a 2 MB put on a 1 MiB disk succeeded")
+			}
+			if !errors.Is(err, unix.ENOSPC) {
+				t.Errorf("error %q does not wrap ENOSPC", err)
+			}
+			if !strings.Contains(err.Error(), "disk is full") || !strings.Contains(err.Error(), "old version is intact") {
+				t.Errorf("error %q; want it to say the disk is full and the old version is intact", err)
+			}
+			if b, _ := os.ReadFile(filepath.Join(root, "f")); !bytes.Equal(b, old) {
+				t.Errorf("old file damaged: %d bytes", len(b))
+			}
+			if tmp := temps(t, root); len(tmp) != 0 {
+				t.Errorf("temporary files left: %q", tmp)
+			}
+		})
 	}
-	t.Cleanup(func() { unix.Unmount(root, unix.MNT_DETACH) })
-	old := bytes.Repeat([]byte("old"), 100_000) // 300 kB
-	if err := os.WriteFile(filepath.Join(root, "f"), old, 0o644); err != nil {
+}
+
+// deltaOf returns the delta stream that turns the file at p into newText.
+func deltaOf(t *testing.T, f *fixture, p string, expect *state.Entry, newText []byte) io.Reader {
+	t.Helper()
+	sig, err := f.e.Signature(context.Background(), p, expect)
+	if err != nil {
 		t.Fatal(err)
 	}
-	stateHome := t.TempDir()
-	t.Setenv("XDG_STATE_HOME", stateHome)
-	f := &fixture{t: t, root: root, state: stateHome}
-	f.e = f.open(remote.OpenRequest{})
-	f.commitScan()
-	big := bytes.Repeat([]byte("new!"), 500_000) // 2 MB
-	sum := blake3.Sum256(big)
-	_, err := f.e.Apply(ctx, remote.Op{Kind: remote.OpPut, Path: "f", Expect: f.entry("f"),
-		New: &state.Entry{Kind: state.File, Mode: 0o644, Size: int64(len(big)), MTime: t0.UnixNano(), Hash: sum}}, bytes.NewReader(big))
-	if err == nil {
-		t.Fatal("a 2 MB put on a 1 MiB disk succeeded")
+	var enc bytes.Buffer
+	if err := delta.WriteDelta(&enc, sig, bytes.NewReader(newText)); err != nil {
+		t.Fatal(err)
 	}
-	if !strings.Contains(err.Error(), "disk is full") || !errors.Is(err, unix.ENOSPC) {
-		t.Errorf("error %q; want it to say the disk is full", err)
-	}
-	if b, _ := os.ReadFile(filepath.Join(root, "f")); !bytes.Equal(b, old) {
-		t.Errorf("old file damaged: %d bytes", len(b))
-	}
-	if tmp := temps(t, root); len(tmp) != 0 {
-		t.Errorf("temporary files left: %q", tmp)
-	}
+	return &enc
 }
 
 func TestGroupSync(t *testing.T) {
