@@ -88,9 +88,12 @@ func Open(path string, readOnly bool) (*DB, error) {
 	} else if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("create state directory %s: %w", filepath.Dir(path), err)
 	}
-	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_txlock=immediate"
+	// The DSN is a URI: a '?', '#' or '%' in the path must be escaped, or
+	// SQLite opens another file (the path cut at the '?').
+	uriPath := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
+	dsn := "file:" + uriPath + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_txlock=immediate"
 	if readOnly {
-		dsn = "file:" + path + "?mode=ro&_pragma=busy_timeout(10000)"
+		dsn = "file:" + uriPath + "?mode=ro&_pragma=busy_timeout(10000)"
 	}
 	sdb, err := sql.Open("sqlite", dsn)
 	if err != nil {
