@@ -314,3 +314,39 @@ func TestFingerprint(t *testing.T) {
 		t.Error("a symlink's mode or mtime changed its fingerprint")
 	}
 }
+
+// TestOpenOddPaths opens archives whose paths hold characters that are
+// special in a URI: each must be the named file, not another one.
+func TestOpenOddPaths(t *testing.T) {
+	ctx := context.Background()
+	for _, name := range []string{"a?b", "a#b", "a%20b", "a%b", "a b", "a&b=c", "é\xff"} {
+		t.Run(name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), name)
+			path := filepath.Join(dir, "ar.db")
+			d, err := Open(path, false)
+			if err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			err = d.Apply(ctx, []Update{{Path: "x", Entry: &state.Entry{Kind: state.Dir}}})
+			d.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Stat(path); err != nil {
+				t.Fatalf("archive not at its path: %v", err)
+			}
+			ents, _ := os.ReadDir(filepath.Dir(dir))
+			if len(ents) != 1 {
+				t.Errorf("files beside the state directory: %v", ents)
+			}
+			d, err = Open(path, true)
+			if err != nil {
+				t.Fatalf("read-only Open: %v", err)
+			}
+			defer d.Close()
+			if d.Count() != 1 {
+				t.Errorf("read-only Open sees %d entries, want 1", d.Count())
+			}
+		})
+	}
+}
