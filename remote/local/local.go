@@ -199,7 +199,9 @@ func (e *Endpoint) setBackup(dir string, max int) error {
 	if !filepath.IsAbs(dir) {
 		dir = filepath.Join(e.root, dir)
 	}
-	dir = filepath.Clean(dir)
+	// The root is symlink-resolved: resolve the backup directory too, or
+	// one named through the same symlink looks outside the root.
+	dir = resolveExisting(filepath.Clean(dir))
 	if rel, err := filepath.Rel(e.root, dir); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
 		if rel == "." {
 			return fatalf("backup directory %s is the root itself: choose a directory inside or outside it", dir)
@@ -210,6 +212,21 @@ func (e *Endpoint) setBackup(dir string, max int) error {
 	}
 	e.backup = dir
 	return nil
+}
+
+// resolveExisting resolves the symlinks in the longest existing prefix of
+// the absolute path p; the part that does not exist yet is kept as is.
+func resolveExisting(p string) string {
+	rest := ""
+	for q := p; ; q = filepath.Dir(q) {
+		if r, err := filepath.EvalSymlinks(q); err == nil {
+			return filepath.Join(r, rest)
+		}
+		if q == filepath.Dir(q) {
+			return p
+		}
+		rest = filepath.Join(filepath.Base(q), rest)
+	}
 }
 
 func (e *Endpoint) archiveOrNil() scan.Archive {
