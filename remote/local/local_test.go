@@ -1143,3 +1143,65 @@ func (h *hookReader) Read(b []byte) (int, error) {
 	h.hook()
 	return h.r.Read(b)
 }
+
+// TestBackupDirNamedThroughSymlink names the backup directory inside the
+// root through the symlink the root was given by: it must still be
+// recognised as inside the root and never synchronized.
+func TestBackupDirNamedThroughSymlink(t *testing.T) {
+	ctx := context.Background()
+	base := t.TempDir()
+	real := filepath.Join(base, "real")
+	os.Mkdir(real, 0o755)
+	os.WriteFile(filepath.Join(real, "f"), []byte("one"), 0o644)
+	alias := filepath.Join(base, "alias")
+	os.Symlink(real, alias)
+	tests := []struct {
+		name, backupDir string
+		exists          bool
+	}{
+		{"relative", ".bk", false},
+		{"absolute through the symlink, missing", filepath.Join(alias, ".bk"), false},
+		{"absolute through the symlink, existing", filepath.Join(alias, ".bk"), true},
+		{"deeper, missing", filepath.Join(alias, "keep", "bk"), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			os.RemoveAll(filepath.Join(real, ".bk"))
+			os.RemoveAll(filepath.Join(real, "keep"))
+			if tt.exists {
+				os.Mkdir(filepath.Join(real, ".bk"), 0o700)
+			}
+			e := New(alias, Options{StateDir: t.TempDir()})
+			if _, err := e.Hello(ctx); err != nil {
+				t.Fatal(err)
+			}
+			defer e.Close()
+			if _, err := e.Open(ctx, remote.OpenRequest{PeerID: peerID, BackupDir: tt.backupDir}); err != nil {
+				t.Fatal(err)
+			}
+			rep, err := e.Scan(ctx, remote.ScanRequest{}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var recs []remote.Record
+			for _, c := range rep.Changes {
+				recs = append(recs, remote.Record{Path: c.Path, Entry: c.New})
+			}
+			e.Commit(ctx, recs)
+			es, _ := e.Stat(ctx, []string{"f"})
+			if _, err := e.Apply(ctx, remote.Op{Kind: remote.OpPut, Path: "f", Expect: es[0], New: fileEntry("two", 0o644, t0)}, strings.NewReader("two")); err != nil {
+				t.Fatal(err)
+			}
+			rep, err = e.Scan(ctx, remote.ScanRequest{}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range rep.Changes {
+				// The backup directory's parent is an ordinary new directory.
+				if c.Path != "f" && c.Path != "keep" {
+					t.Errorf("backup directory synchronized: %q", c.Path)
+				}
+			}
+		})
+	}
+}
