@@ -208,10 +208,16 @@ func (e *Endpoint) setBackup(dir string, max int) error {
 		}
 		e.backRel = filepath.ToSlash(rel)
 		// The backup directory is never synchronized.
-		e.patterns = append(e.patterns, "/"+e.backRel+"/")
+		e.patterns = append(e.patterns, "/"+globEscape(e.backRel)+"/")
 	}
 	e.backup = dir
 	return nil
+}
+
+// globEscape quotes the characters special in an ignore pattern, so a
+// directory name is matched literally.
+func globEscape(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `*`, `\*`, `?`, `\?`, `[`, `\[`).Replace(s)
 }
 
 // resolveExisting resolves the symlinks in the longest existing prefix of
