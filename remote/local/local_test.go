@@ -1205,3 +1205,48 @@ func TestBackupDirNamedThroughSymlink(t *testing.T) {
 		})
 	}
 }
+
+// TestBackupDirWithGlobCharacters names backup directories with characters
+// special in ignore patterns: exactly the backup directory is left out of
+// the scan, never a user's directory that the name happens to match.
+func TestBackupDirWithGlobCharacters(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		backupDir string
+		want      []string // changes of a first scan
+	}{
+		{"bk[1]", []string{"bk1", "bkfoo"}},
+		{"bk*", []string{"bk1", "bkfoo"}},
+		{"bk?", []string{"bk1", "bkfoo"}},
+		{`bk\x`, []string{"bk1", "bkfoo"}},
+		{"bk ", []string{"bk1", "bkfoo"}},
+		{"#bk", []string{"bk1", "bkfoo"}},
+		{"!bk", []string{"bk1", "bkfoo"}},
+		{"a/b[c]/d", []string{"a", "a/b[c]", "bk1", "bkfoo"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.backupDir, func(t *testing.T) {
+			root := t.TempDir()
+			writeTree(t, root, map[string]string{tt.backupDir + "/": "", tt.backupDir + "/f.20240101T000000.000000000Z": "old", "bk1/": "", "bkfoo/": ""})
+			e := New(root, Options{StateDir: t.TempDir()})
+			if _, err := e.Hello(ctx); err != nil {
+				t.Fatal(err)
+			}
+			defer e.Close()
+			if _, err := e.Open(ctx, remote.OpenRequest{PeerID: peerID, BackupDir: tt.backupDir}); err != nil {
+				t.Fatal(err)
+			}
+			rep, err := e.Scan(ctx, remote.ScanRequest{}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, c := range rep.Changes {
+				got = append(got, c.Path)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("changes %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
