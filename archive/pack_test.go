@@ -133,10 +133,9 @@ func TestUnpackDirRejectsDamage(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			called := 0
-			_, err := unpackDir(tt.b, func(string, *state.Entry) { called++ })
-			if !errors.Is(err, errPacked) {
-				t.Fatalf("unpackDir(% x) = %v; want an error wrapping errPacked", tt.b, err)
+			n, err := unpackDir(tt.b, func(string, *state.Entry) {})
+			if !errors.Is(err, errPacked) || n != 0 {
+				t.Fatalf("unpackDir(% x) = %d, %v; want an error wrapping errPacked", tt.b, n, err)
 			}
 		})
 	}
