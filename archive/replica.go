@@ -63,12 +63,27 @@ func ReplicaID(stateDir, root string, create bool) (string, error) {
 	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
 		return "", fmt.Errorf("create state directory %s: %w", filepath.Dir(file), err)
 	}
-	tmp := file + ".tmp"
-	if err := os.WriteFile(tmp, []byte(id+"\n"+root+"\n"), 0o600); err != nil {
+	// Write a private temporary file, then link it into place: when two
+	// runs create the identity at once, the first link wins and the other
+	// run adopts its id instead of overwriting it.
+	tmp, err := os.CreateTemp(filepath.Dir(file), filepath.Base(file)+".tmp*")
+	if err != nil {
 		return "", fmt.Errorf("write replica id %s: %w", file, err)
 	}
-	if err := os.Rename(tmp, file); err != nil {
-		return "", fmt.Errorf("write replica id %s: %w", file, err)
+	defer os.Remove(tmp.Name())
+	_, werr := tmp.WriteString(id + "\n" + root + "\n")
+	if cerr := tmp.Close(); werr != nil || cerr != nil {
+		return "", fmt.Errorf("write replica id %s: %w", file, errors.Join(werr, cerr))
+	}
+	err = os.Link(tmp.Name(), file)
+	if errors.Is(err, os.ErrExist) {
+		return ReplicaID(stateDir, root, false)
+	}
+	if err != nil {
+		// A file system without hard links: rename instead.
+		if err := os.Rename(tmp.Name(), file); err != nil {
+			return "", fmt.Errorf("write replica id %s: %w", file, err)
+		}
 	}
 	return id, nil
 }
