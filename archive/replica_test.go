@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -43,7 +44,7 @@ func TestReplicaID(t *testing.T) {
 		t.Errorf("%d files in replicas/, want %d", len(ents), len(roots))
 	}
 	for _, e := range ents {
-		if strings.HasSuffix(e.Name(), ".tmp") {
+		if strings.Contains(e.Name(), ".tmp") {
 			t.Errorf("temporary file %s left", e.Name())
 		}
 	}
@@ -120,5 +121,36 @@ func TestStateDirAndPaths(t *testing.T) {
 	}
 	if l := LockPath(a); l != strings.TrimSuffix(a, ".db")+".lock" {
 		t.Errorf("LockPath = %s", l)
+	}
+}
+
+// TestReplicaIDConcurrentCreation starts several runs on a new root at
+// once: they must all get the one id that is stored.
+func TestReplicaIDConcurrentCreation(t *testing.T) {
+	for iter := 0; iter < 30; iter++ {
+		stateDir := t.TempDir()
+		ids := make([]string, 8)
+		errs := make([]error, 8)
+		var wg sync.WaitGroup
+		for g := range ids {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ids[g], errs[g] = ReplicaID(stateDir, "/root", true)
+			}()
+		}
+		wg.Wait()
+		stored, err := ReplicaID(stateDir, "/root", false)
+		if err != nil || stored == "" {
+			t.Fatalf("stored id %q, %v", stored, err)
+		}
+		for g := range ids {
+			if errs[g] != nil || ids[g] != stored {
+				t.Fatalf("attempt %d: run %d got %q, %v; the stored id is %q", iter, g, ids[g], errs[g], stored)
+			}
+		}
+		if ents, _ := os.ReadDir(filepath.Join(stateDir, "replicas")); len(ents) != 1 {
+			t.Fatalf("replicas/ holds %d files, want 1", len(ents))
+		}
 	}
 }
