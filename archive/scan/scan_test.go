@@ -427,6 +427,15 @@ func TestScanDetectsChanges(t *testing.T) {
 				t.Errorf("dir→file: New %+v Below %d; want a file and Below 2", c.New, c.Below)
 			}
 		}},
+		{"directory replaced by a symlink to it", func(t *testing.T, root string) {
+			os.Rename(filepath.Join(root, "d"), filepath.Join(root, "moved"))
+			os.Symlink("moved", filepath.Join(root, "d"))
+		}, []string{"d", "moved", "moved/f", "moved/g", "moved/sub", "moved/sub/x", "moved/sub/y"}, 3, func(t *testing.T, res *Result, arch memArchive) {
+			c := res.Changes[0]
+			if c.New == nil || c.New.Kind != state.Symlink || c.New.Target != "moved" || c.Below != 5 {
+				t.Errorf("dir→symlink: New %+v Below %d; want a symlink and Below 5", c.New, c.Below)
+			}
+		}},
 		{"file replaced by a directory", func(t *testing.T, root string) {
 			os.Remove(filepath.Join(root, "top"))
 			os.Mkdir(filepath.Join(root, "top"), 0o755)
@@ -841,4 +850,32 @@ func FuzzMatcher(f *testing.F) {
 		}
 		m.Match(strings.Split(path, "/"), isDir)
 	})
+}
+
+// TestScanManyFilesOneWorker scans a directory with more files than the
+// hash queue holds, with one directory worker and one hasher.
+func TestScanManyFilesOneWorker(t *testing.T) {
+	root := t.TempDir()
+	var nodes []node
+	for i := 0; i < 700; i++ {
+		nodes = append(nodes, node{fmt.Sprintf("f%03d", i), "file", fmt.Sprint(i)})
+	}
+	nodes = append(nodes, node{"sub", "dir", ""}, node{"sub/x", "file", "x"})
+	build(t, root, nodes)
+	done := make(chan *Result, 1)
+	go func() {
+		res, err := Scan(context.Background(), root, "", nil, Options{Workers: 1, Hashers: 1})
+		if err != nil {
+			t.Error(err)
+		}
+		done <- res
+	}()
+	select {
+	case res := <-done:
+		if res != nil && (len(res.Changes) != 702 || res.Hashed != 701) {
+			t.Errorf("%d changes, %d hashed; want 702 and 701", len(res.Changes), res.Hashed)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("scan with one worker and one hasher did not finish")
+	}
 }
