@@ -3,17 +3,24 @@ package archive
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // Lock is a held pair lock: a file holding the owner's pid and host name,
-// created exclusively. A lock whose process is dead (same host) is stale and
-// is taken over.
+// on which the owner also holds an flock(2) for as long as it runs. The
+// flock makes taking the lock (and taking over a stale one) atomic between
+// processes; the pid and host in the file name the holder in messages and
+// let a lock written by a process that no longer runs (same host) be taken
+// over.
 type Lock struct {
 	path string
+	f    *os.File
 }
 
 // ErrLockHeld is wrapped by AcquireLock when another live run holds it.
@@ -23,39 +30,70 @@ var ErrLockHeld = errors.New("lock held")
 func AcquireLock(path string) (*Lock, error) {
 	host, _ := os.Hostname()
 	me := fmt.Sprintf("%d %s\n", os.Getpid(), host)
-	for attempt := 0; attempt < 3; attempt++ {
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if err == nil {
-			_, werr := f.WriteString(me)
-			cerr := f.Close()
-			if werr != nil || cerr != nil {
-				os.Remove(path)
-				return nil, fmt.Errorf("write lock %s: %w", path, errors.Join(werr, cerr))
-			}
-			return &Lock{path: path}, nil
-		}
-		if !errors.Is(err, os.ErrExist) {
+	for attempt := 0; attempt < 5; attempt++ {
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
 			return nil, fmt.Errorf("create lock %s: %w", path, err)
 		}
-		b, rerr := os.ReadFile(path)
-		if errors.Is(rerr, os.ErrNotExist) {
-			continue // released meanwhile
+		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+			b, _ := os.ReadFile(path)
+			f.Close()
+			if errors.Is(err, unix.EWOULDBLOCK) {
+				return nil, heldErr(path, string(b), host)
+			}
+			return nil, fmt.Errorf("lock %s: %w", path, err)
 		}
-		pid, holder, ok := parseLock(string(b))
-		if ok && holder == host && !alive(pid) {
-			// Stale: its process is gone. Take it over.
-			os.Remove(path)
+		// The file may have been released and removed between our open
+		// and our flock: then we hold a lock on a name nobody sees.
+		var a, b unix.Stat_t
+		if unix.Fstat(int(f.Fd()), &a) != nil || unix.Stat(path, &b) != nil || a.Ino != b.Ino || a.Dev != b.Dev {
+			f.Close()
 			continue
 		}
-		if !ok {
-			return nil, fmt.Errorf("%w: lock file %s is unreadable (%q); if no concord is running, remove it", ErrLockHeld, path, strings.TrimSpace(string(b)))
+		content, err := io.ReadAll(f)
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("read lock %s: %w", path, err)
 		}
-		if holder != host {
-			return nil, fmt.Errorf("%w by process %d on host %s (lock file %s); if that run is gone, remove the file", ErrLockHeld, pid, holder, path)
+		if len(strings.TrimSpace(string(content))) > 0 {
+			pid, holder, ok := parseLock(string(content))
+			if !ok || holder != host || alive(pid) {
+				f.Close()
+				return nil, heldErr(path, string(content), host)
+			}
+			// Stale: its process is gone. Take it over.
 		}
-		return nil, fmt.Errorf("%w by process %d on this host (%s); wait for it to finish (lock file %s)", ErrLockHeld, pid, holder, path)
+		if err := writeLock(f, me); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("write lock %s: %w", path, err)
+		}
+		return &Lock{path: path, f: f}, nil
 	}
 	return nil, fmt.Errorf("%w: lock file %s keeps changing; another run is starting", ErrLockHeld, path)
+}
+
+func writeLock(f *os.File, me string) error {
+	if err := f.Truncate(0); err != nil {
+		return err
+	}
+	if _, err := f.WriteAt([]byte(me), 0); err != nil {
+		return err
+	}
+	return f.Sync()
+}
+
+// heldErr says who holds the lock at path, from its contents.
+func heldErr(path, content, host string) error {
+	pid, holder, ok := parseLock(content)
+	switch {
+	case !ok && strings.TrimSpace(content) == "":
+		return fmt.Errorf("%w by another run that is just starting (lock file %s)", ErrLockHeld, path)
+	case !ok:
+		return fmt.Errorf("%w: lock file %s is unreadable (%q); if no concord is running, remove it", ErrLockHeld, path, strings.TrimSpace(content))
+	case holder != host:
+		return fmt.Errorf("%w by process %d on host %s (lock file %s); if that run is gone, remove the file", ErrLockHeld, pid, holder, path)
+	}
+	return fmt.Errorf("%w by process %d on this host (%s); wait for it to finish (lock file %s)", ErrLockHeld, pid, holder, path)
 }
 
 func parseLock(s string) (int, string, bool) {
@@ -96,15 +134,17 @@ func zombie(pid int) bool {
 	return i >= 0 && i+2 < len(s) && s[i+2] == 'Z'
 }
 
-// Release removes the lock file. It is safe to call on nil and twice.
+// Release removes the lock file and drops the flock. It is safe to call on
+// nil and twice.
 func (l *Lock) Release() error {
-	if l == nil || l.path == "" {
+	if l == nil || l.f == nil {
 		return nil
 	}
 	err := os.Remove(l.path)
-	l.path = ""
 	if errors.Is(err, os.ErrNotExist) {
-		return nil
+		err = nil
 	}
-	return err
+	cerr := l.f.Close()
+	l.f = nil
+	return errors.Join(err, cerr)
 }
