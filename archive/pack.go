@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/concord-sync/concord/archive/state"
 )
@@ -114,6 +115,7 @@ func unpackDir(b []byte, fn func(name string, e *state.Entry)) (int, error) {
 	if u.err != nil || count > maxPackedEntries || count > uint64(len(b)) {
 		return 0, fmt.Errorf("%w: bad entry count", errPacked)
 	}
+	var prev string
 	for i := uint64(0); i < count; i++ {
 		name := string(u.bytes(u.uvarint()))
 		kind := u.bytes(1)
@@ -138,9 +140,13 @@ func unpackDir(b []byte, fn func(name string, e *state.Entry)) (int, error) {
 		if u.err != nil {
 			return 0, u.err
 		}
-		if name == "" {
-			return 0, fmt.Errorf("%w: empty name", errPacked)
+		if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\x00") {
+			return 0, fmt.Errorf("%w: bad name %q", errPacked, name)
 		}
+		if i > 0 && name <= prev {
+			return 0, fmt.Errorf("%w: names out of order or repeated", errPacked)
+		}
+		prev = name
 		fn(name, e)
 	}
 	if len(u.b) != 0 {
