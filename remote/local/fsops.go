@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 
@@ -39,7 +40,23 @@ func tempOwnerDead(name string) bool {
 		return false
 	}
 	err = syscall.Kill(pid, 0)
-	return errors.Is(err, syscall.ESRCH)
+	return errors.Is(err, syscall.ESRCH) || zombie(pid)
+}
+
+// zombie reports whether /proc says pid has exited and awaits its reaping
+// (false where /proc is unavailable). An orphaned `concord serve` stays a
+// zombie under a container init that does not reap; its temporary files
+// are a dead run's leftovers.
+func zombie(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	// The state follows the command name, which is in parentheses and may
+	// itself hold parentheses and spaces.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i >= 0 && i+2 < len(s) && s[i+2] == 'Z'
 }
 
 // lstatAt returns the entry at name in dirfd (nil if absent), without hash
