@@ -2,7 +2,6 @@ package torture
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -485,30 +484,6 @@ func alive(pid int) bool {
 	return i > 0 && i+2 < len(s) && s[i+2] != 'Z'
 }
 
-// childrenOf returns the pids whose parent is pid.
-func childrenOf(pid int) []int {
-	ents, _ := os.ReadDir("/proc")
-	var out []int
-	for _, d := range ents {
-		b, err := os.ReadFile("/proc/" + d.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:])
-		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
-			if c, err := strconv.Atoi(d.Name()); err == nil {
-				out = append(out, c)
-			}
-		}
-	}
-	return out
-}
-
 // sshdPid returns the pid of e's listening sshd.
 func (e *env) sshdPid(t testing.TB) int {
 	b, err := os.ReadFile(filepath.Join(e.srv.Dir, "sshd.pid"))
@@ -531,21 +506,4 @@ func archives(t testing.TB, stateDir string) []string {
 	}
 	sort.Strings(m)
 	return m
-}
-
-// withTimeout runs f and fails the test if it takes longer than d.
-func withTimeout(t testing.TB, d time.Duration, what string, f func(ctx context.Context)) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	defer cancel()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		f(ctx)
-	}()
-	select {
-	case <-done:
-	case <-time.After(d + 5*time.Second):
-		t.Fatalf("%s did not finish within %s", what, d)
-	}
 }

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -89,7 +90,7 @@ func (f *killFixture) edit(n1, n2 int) {
 	}
 	for i := 0; i < n1/5; i++ {
 		p := pick()
-		if strings.Contains(strings.Join(f.bigs, " "), p) {
+		if slices.Contains(f.bigs, p) {
 			continue
 		}
 		if err := os.Remove(filepath.Join(f.dir1, p)); err != nil {

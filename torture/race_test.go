@@ -99,7 +99,7 @@ func TestEditBeforePropagate(t *testing.T) {
 				t.Fatalf("want exit 2, got %s", r)
 			}
 			for _, n := range []string{"a", "b", "c"} {
-				if !lineWith(r.stdout, " "+n+" ", "failed", "changed") && !lineWith(r.stdout, "  "+n+"  [", "failed", "changed") {
+				if !lineWith(r.stdout, "  "+n+"  [failed", "changed") {
 					t.Errorf("%s is not reported as failed, changed during the sync:\n%s", n, r.stdout)
 				}
 			}
