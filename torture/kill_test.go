@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -244,6 +245,11 @@ func killServe(f *killFixture, p *proc, delay time.Duration) bool {
 	return len(pids) > 0
 }
 
+// killServeHook relies on CONCORD_TEST_KILL_AT=put:N set in the remote
+// sessions: concord serve kills itself right after writing its Nth
+// temporary file.
+func killServeHook(f *killFixture, p *proc, delay time.Duration) bool { return true }
+
 // killRounds runs rounds of edit, sync, kill at a random moment, check.
 func (f *killFixture) killRounds(rounds int, kill killer) {
 	t := f.t
@@ -267,12 +273,13 @@ func (f *killFixture) killRounds(rounds int, kill killer) {
 		r := p.wait(2 * time.Minute)
 		switch {
 		case r.killed || killedServe:
-			f.kills++
 			if killedServe && !r.killed {
 				if r.code == 0 {
-					// The server was killed after it had done its part.
+					// The server was killed after it had done its part,
+					// or (killed by its own hook) not at all.
 					break
 				}
+				f.kills++
 				if r.took-delay > 15*time.Second {
 					t.Fatalf("round %d: the client took %s to notice its server's death", f.rounds, r.took-delay)
 				}
@@ -282,6 +289,8 @@ func (f *killFixture) killRounds(rounds int, kill killer) {
 				if !strings.Contains(out, "connection") && !strings.Contains(out, "concord serve on "+f.e.alias) {
 					t.Fatalf("round %d: the client said nothing clear when its server died: %s", f.rounds, r)
 				}
+			} else {
+				f.kills++
 			}
 		case r.code == 0:
 			f.est = r.took
@@ -308,6 +317,23 @@ func TestKillClientRemote(t *testing.T) {
 	e := newEnv(t).withRemote(sshdtest.Config{})
 	f := newKillFixture(t, e, *flagFiles)
 	f.killRounds(max(2, *flagKills/2), killClient)
+}
+
+// TestKillServeInPut: concord serve kills itself right after writing the
+// 80th temporary file of a run (about half of a round's puts, so that the
+// run after it finishes the rest).
+func TestKillServeInPut(t *testing.T) {
+	e := newEnv(t).withRemote(sshdtest.Config{Env: map[string]string{"CONCORD_TEST_KILL_AT": "put:80"}})
+	f := newKillFixture(t, e, *flagFiles)
+	// Both sides start with the same files, so the first sync puts
+	// nothing (it would otherwise die every 80 files).
+	if out, err := exec.Command("cp", "-a", f.dir1+"/.", f.dir2).CombinedOutput(); err != nil {
+		t.Fatalf("copy the tree: %v: %s", err, out)
+	}
+	f.killRounds(max(2, *flagKills/4), killServeHook)
+	if f.kills == 0 {
+		t.Fatal("concord serve never killed itself: does CONCORD_TEST_KILL_AT reach it?")
+	}
 }
 
 func TestKillServe(t *testing.T) {
