@@ -304,7 +304,7 @@ func (f *killFixture) killRounds(rounds int, kill killer) {
 		f.settle(final)
 		synced, _ = snapshot(t, f.dir1)
 	}
-	t.Logf("%d rounds, %d runs killed and recovered from", rounds, f.kills)
+	t.Logf("%s: %d rounds, %d runs killed and recovered from", t.Name(), rounds, f.kills)
 }
 
 func TestKillClientLocal(t *testing.T) {

@@ -55,7 +55,7 @@ func TestEditDuringScan(t *testing.T) {
 	r := e.sync(r1, r2)
 	stop.Store(true)
 	wg.Wait()
-	t.Logf("%d rewrites during the run", writes)
+	t.Logf("%s: %d rewrites during the run", t.Name(), writes)
 	if r.code != 2 || !lineWith(r.stdout, "hot", "failed") {
 		t.Fatalf("want exit 2 with hot failed, got %s", r)
 	}
@@ -171,7 +171,7 @@ func TestAppendDuringTransfer(t *testing.T) {
 			r := e.start([]string{"CONCORD_TEST_HOOK_BEFORE_PROPAGATE=touch " + marker + "; sleep 0.05"}, "sync", "--batch", r1, r2).wait(time.Minute)
 			stop.Store(true)
 			wg.Wait()
-			t.Logf("%d appends", appends)
+			t.Logf("%s: %d appends", t.Name(), appends)
 			if r.code != 2 || !lineWith(r.stdout, "grow", "failed") {
 				t.Fatalf("want exit 2 with grow failed, got %s", r)
 			}

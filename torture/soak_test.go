@@ -291,7 +291,7 @@ func TestSoak(t *testing.T) {
 			for s.round = 0; s.round < *flagSoak; s.round++ {
 				s.step()
 			}
-			t.Logf("%d rounds: %v", *flagSoak, s.stats)
+			t.Logf("%s: %d rounds: %v", t.Name(), *flagSoak, s.stats)
 		})
 	}
 }
