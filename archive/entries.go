@@ -28,6 +28,24 @@ func (d *DB) Children(ctx context.Context, dir string) (map[string]*state.Entry,
 	return out, nil
 }
 
+// ChildList returns the archived entries directly inside dir, sorted by
+// name (nil when none).
+func (d *DB) ChildList(ctx context.Context, dir string) ([]Child, error) {
+	var blob []byte
+	err := d.childStmt.QueryRowContext(ctx, []byte(dir)).Scan(&blob)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, d.wrap("read", err)
+	}
+	list, err := unpackList(blob)
+	if err != nil {
+		return nil, d.damaged(dir, err)
+	}
+	return list, nil
+}
+
 func (d *DB) damaged(dir string, err error) error {
 	return fmt.Errorf("%w: archive %s: directory %s: %v; nothing was changed. Move it aside (mv %q %q.damaged) and run again: "+
 		"without an archive the next run is a first sync, which never deletes", ErrCorrupt, d.path, state.Display(dir), err, d.path, d.path)

@@ -1,11 +1,11 @@
 package archive
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"sort"
-	"strings"
 
 	"github.com/concord-sync/concord/archive/state"
 )
@@ -108,21 +108,33 @@ func (u *unpacker) bytes(n uint64) []byte {
 }
 
 // unpackDir decodes a directory record, calling fn for each entry in name
-// order. It never panics on damaged input.
+// order with an entry of its own. It never panics on damaged input.
 func unpackDir(b []byte, fn func(name string, e *state.Entry)) (int, error) {
+	return decodeDir(b, func(start, end int, e *state.Entry) {
+		c := *e
+		fn(string(b[start:end]), &c)
+	})
+}
+
+// decodeDir decodes a directory record, calling fn with the bounds of each
+// name in b and the entry (reused between calls: copy it to keep it).
+func decodeDir(b []byte, fn func(start, end int, e *state.Entry)) (int, error) {
 	u := &unpacker{b: b}
 	count := u.uvarint()
 	if u.err != nil || count > maxPackedEntries || count > uint64(len(b)) {
 		return 0, fmt.Errorf("%w: bad entry count", errPacked)
 	}
-	var prev string
+	var prev []byte
+	var e state.Entry
 	for i := uint64(0); i < count; i++ {
-		name := string(u.bytes(u.uvarint()))
+		nlen := u.uvarint()
+		start := len(b) - len(u.b)
+		name := u.bytes(nlen)
 		kind := u.bytes(1)
 		if u.err != nil {
 			return 0, u.err
 		}
-		e := &state.Entry{Kind: state.Kind(kind[0])}
+		e = state.Entry{Kind: state.Kind(kind[0])}
 		if e.Kind != state.File && e.Kind != state.Dir && e.Kind != state.Symlink {
 			return 0, fmt.Errorf("%w: bad kind %d", errPacked, kind[0])
 		}
@@ -140,14 +152,14 @@ func unpackDir(b []byte, fn func(name string, e *state.Entry)) (int, error) {
 		if u.err != nil {
 			return 0, u.err
 		}
-		if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\x00") {
+		if len(name) == 0 || string(name) == "." || string(name) == ".." || bytes.IndexByte(name, '/') >= 0 || bytes.IndexByte(name, 0) >= 0 {
 			return 0, fmt.Errorf("%w: bad name %q", errPacked, name)
 		}
-		if i > 0 && name <= prev {
+		if i > 0 && bytes.Compare(name, prev) <= 0 {
 			return 0, fmt.Errorf("%w: names out of order or repeated", errPacked)
 		}
 		prev = name
-		fn(name, e)
+		fn(start, start+len(name), &e)
 	}
 	if len(u.b) != 0 {
 		return 0, fmt.Errorf("%w: trailing bytes", errPacked)
@@ -162,4 +174,29 @@ func packedCount(b []byte) (int64, error) {
 		return 0, errPacked
 	}
 	return int64(v), nil
+}
+
+// Child is one archived entry of a directory.
+type Child struct {
+	Name  string
+	Entry state.Entry
+}
+
+// unpackList decodes a directory record into a name-sorted slice with one
+// allocation for the entries and one for all the names: the scanner calls
+// it once per directory of the tree, on its hot path.
+func unpackList(b []byte) ([]Child, error) {
+	n, err := packedCount(b)
+	if err != nil {
+		return nil, err
+	}
+	names := string(b) // one copy; each name is a slice of it
+	out := make([]Child, 0, min(n, int64(len(b))))
+	_, err = decodeDir(b, func(start, end int, e *state.Entry) {
+		out = append(out, Child{Name: names[start:end], Entry: *e})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/zeebo/blake3"
 	"golang.org/x/sys/unix"
 
+	"github.com/concord-sync/concord/archive"
 	"github.com/concord-sync/concord/archive/state"
 	"github.com/concord-sync/concord/remote"
 )
@@ -23,7 +24,9 @@ import (
 // Archive is what the scanner needs from an archive. A nil Archive is an
 // empty one (a first sync).
 type Archive interface {
-	Children(ctx context.Context, dir string) (map[string]*state.Entry, error)
+	// ChildList returns the archived entries directly inside dir, sorted
+	// by name.
+	ChildList(ctx context.Context, dir string) ([]archive.Child, error)
 	CountBelow(ctx context.Context, p string) (int64, error)
 }
 
@@ -288,14 +291,20 @@ func (s *scanner) scanTop(p string) error {
 		}
 		return err
 	}
-	var old map[string]*state.Entry
+	var old *state.Entry
 	if s.arch != nil {
-		if old, err = s.arch.Children(s.ctx, state.Parent(p)); err != nil {
+		list, err := s.arch.ChildList(s.ctx, state.Parent(p))
+		if err != nil {
 			unix.Close(parent)
 			return err
 		}
+		for i := range list {
+			if list[i].Name == state.Base(p) {
+				old = &list[i].Entry
+			}
+		}
 	}
-	s.handleName(parent, state.Parent(p), splitPath(state.Parent(p)), state.Base(p), old[state.Base(p)], nil)
+	s.handleName(parent, state.Parent(p), splitPath(state.Parent(p)), state.Base(p), old, nil)
 	s.hashWG.Wait()
 	unix.Close(parent)
 	return nil
@@ -327,36 +336,68 @@ func (s *scanner) scanDir(j dirJob) {
 		s.problem(j.path, fmt.Errorf("cannot list directory: %w", err), false)
 		return
 	}
-	var old map[string]*state.Entry
+	var old []archive.Child
 	if s.arch != nil {
-		if old, err = s.arch.Children(s.ctx, j.path); err != nil {
+		if old, err = s.arch.ChildList(s.ctx, j.path); err != nil {
 			unix.Close(fd)
 			s.fatal(err)
 			return
 		}
 	}
-	seen := make(map[string]bool, len(names))
+	// Merge the sorted names on disk with the sorted archived names.
 	var pending sync.WaitGroup
+	var seen int64
+	k := 0
 	for _, name := range names {
-		seen[name] = true
-		s.handleName(fd, j.path, j.components, name, old[name], &pending)
-	}
-	// Archived names no longer on disk are deleted.
-	for name, o := range old {
-		if seen[name] {
+		for k < len(old) && old[k].Name < name {
+			s.gone(j, &old[k])
+			k++
+		}
+		var o *state.Entry
+		if k < len(old) && old[k].Name == name {
+			o = &old[k].Entry
+			k++
+		}
+		if s.unchanged(fd, name, o) {
+			seen++
 			continue
 		}
-		p := state.Join(j.path, name)
-		if s.opts.Ignore.Active() && s.opts.Ignore.Match(append(append([]string(nil), j.components...), name), o.Kind == state.Dir) {
-			continue
-		}
-		s.change(remote.Change{Path: p, Old: o})
+		s.handleName(fd, j.path, j.components, name, o, &pending)
 	}
+	for ; k < len(old); k++ {
+		s.gone(j, &old[k])
+	}
+	s.entries.Add(seen)
 	// The directory fd must stay open until its files are hashed.
 	go func() {
 		pending.Wait()
 		unix.Close(fd)
 	}()
+}
+
+// gone reports an archived name no longer on disk as deleted, unless it is
+// ignored.
+func (s *scanner) gone(j dirJob, c *archive.Child) {
+	o := c.Entry
+	if s.opts.Ignore.Active() && s.opts.Ignore.Match(append(append([]string(nil), j.components...), c.Name), o.Kind == state.Dir) {
+		return
+	}
+	s.change(remote.Change{Path: state.Join(j.path, c.Name), Old: &o})
+}
+
+// unchanged is the scan's fast path: a file whose lstat data match its
+// archived entry exactly is unchanged, and nothing about it is allocated or
+// reported (the common case of every file in a no-change sync).
+func (s *scanner) unchanged(dirfd int, name string, old *state.Entry) bool {
+	if old == nil || old.Kind != state.File || s.opts.All || IsTemp(name) {
+		return false
+	}
+	var st unix.Stat_t
+	if unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil {
+		return false
+	}
+	return st.Mode&unix.S_IFMT == unix.S_IFREG && st.Size == old.Size && st.Mtim.Nano() == old.MTime &&
+		st.Mode&state.PermMask == old.Mode && st.Ino == old.Ino && st.Ctim.Nano() == old.CTime
 }
 
 // handleName examines one name in directory dirPath (open as dirfd).

@@ -28,16 +28,14 @@ import (
 // memArchive is an in-memory Archive: path → entry.
 type memArchive map[string]*state.Entry
 
-func (m memArchive) Children(_ context.Context, dir string) (map[string]*state.Entry, error) {
-	var out map[string]*state.Entry
+func (m memArchive) ChildList(_ context.Context, dir string) ([]archive.Child, error) {
+	var out []archive.Child
 	for p, e := range m {
 		if p != "" && state.Parent(p) == dir {
-			if out == nil {
-				out = map[string]*state.Entry{}
-			}
-			out[state.Base(p)] = e.Clone()
+			out = append(out, archive.Child{Name: state.Base(p), Entry: *e})
 		}
 	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
 }
 

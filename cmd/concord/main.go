@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
 
@@ -42,6 +43,12 @@ func usageErr(format string, args ...any) error {
 }
 
 func main() {
+	// Scans and transfers allocate many short-lived objects and keep
+	// little: collect less often (tens of MB, not hundreds) unless the
+	// user set GOGC.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
 	// CONCORD_CPUPROFILE=FILE writes a CPU profile of the run (for the
 	// benchmarks in bench/).
 	if f := os.Getenv("CONCORD_CPUPROFILE"); f != "" {
