@@ -104,7 +104,9 @@ func (s *Session) Execute(ctx context.Context, progress func(Progress)) (*Result
 	x.totals()
 	if !s.cfg.DryRun {
 		x.jobs = make(chan func())
-		for i := 0; i < 32; i++ {
+		// Many transfers in flight keep the link busy and let many small
+		// files share one flush to disk at the destination.
+		for i := 0; i < 128; i++ {
 			x.workers.Add(1)
 			go func() {
 				defer x.workers.Done()

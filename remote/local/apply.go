@@ -162,8 +162,13 @@ func (e *Endpoint) put(ctx context.Context, dirfd int, op remote.Op, content io.
 		return nil, pathErr("create temporary file for", op.Path, err)
 	}
 	f := os.NewFile(uintptr(fd), tmp)
-	ok := false
+	ok, flushed := false, false
+	g := e.flusher()
+	g.begin()
 	defer func() {
+		if !flushed {
+			g.abandon()
+		}
 		if !ok {
 			f.Close()
 			unix.Unlinkat(dirfd, tmp, 0)
@@ -209,10 +214,13 @@ func (e *Endpoint) put(ctx context.Context, dirfd int, op remote.Op, content io.
 	if err := unix.UtimesNanoAt(dirfd, tmp, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return nil, pathErr("set times of", op.Path, err)
 	}
-	if err := e.flusher().sync(fd); err != nil {
+	// Close first, then flush the file system: many writers waiting for
+	// one flush then hold no descriptor of their own.
+	if err := f.Close(); err != nil {
 		return nil, e.writeErr(op.Path, err)
 	}
-	if err := f.Close(); err != nil {
+	flushed = true
+	if err := g.sync(dirfd); err != nil {
 		return nil, e.writeErr(op.Path, err)
 	}
 	// Check again just before replacing: the destination may have been

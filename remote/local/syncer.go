@@ -2,6 +2,7 @@ package local
 
 import (
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -15,12 +16,15 @@ import (
 // the first waiter with none running starts it (leader/follower group
 // commit).
 type groupSync struct {
-	mu        sync.Mutex
-	cond      *sync.Cond
-	started   uint64 // generations begun
-	completed uint64 // generations finished
-	running   bool
-	errs      map[uint64]error
+	mu sync.Mutex
+	// active counts writers between begin and the end of their sync (or
+	// abandon); inSync those inside sync.
+	active, inSync int
+	cond           *sync.Cond
+	started        uint64 // generations begun
+	completed      uint64 // generations finished
+	running        bool
+	errs           map[uint64]error
 }
 
 func newGroupSync() *groupSync {
@@ -29,26 +33,53 @@ func newGroupSync() *groupSync {
 	return g
 }
 
+// begin announces a writer that will call sync (or abandon) later, so that
+// a flush about to start can wait a moment for it.
+func (g *groupSync) begin() {
+	g.mu.Lock()
+	g.active++
+	g.mu.Unlock()
+}
+
+// abandon withdraws a writer that will not call sync after all.
+func (g *groupSync) abandon() {
+	g.mu.Lock()
+	g.active--
+	g.mu.Unlock()
+}
+
+// gather is how long a flush waits for writers still writing to join it.
+// One flush costs a journal commit (milliseconds); sharing it widely is
+// what makes many small files fast, so a short wait pays for itself.
+const gather = 2 * time.Millisecond
+
 // sync returns once everything written to fd's file system before the call
-// is on disk.
+// is on disk, or with the error syncfs(2) reported for it (Linux 5.8 and
+// later report write-back errors there).
 func (g *groupSync) sync(fd int) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	g.inSync++
+	defer func() { g.inSync--; g.active-- }()
 	need := g.started + 1 // a flush that starts after this call
 	for g.completed < need {
 		if g.running {
 			g.cond.Wait()
 			continue
 		}
+		// Lead the next flush, after letting writers that are still
+		// writing catch up (at most gather).
 		g.running = true
+		deadline := time.Now().Add(gather)
+		for g.active > g.inSync && time.Now().Before(deadline) {
+			g.mu.Unlock()
+			time.Sleep(gather / 10)
+			g.mu.Lock()
+		}
 		g.started++
 		gen := g.started
 		g.mu.Unlock()
 		err := unix.Syncfs(fd)
-		if err != nil {
-			// Fall back to the file itself so its error is its own.
-			err = unix.Fsync(fd)
-		}
 		g.mu.Lock()
 		g.running = false
 		g.completed = gen
