@@ -320,13 +320,14 @@ func TestKillClientRemote(t *testing.T) {
 }
 
 // TestKillServeInPut: concord serve kills itself right after writing the
-// 80th temporary file of a run (about half of a round's puts, so that the
-// run after it finishes the rest).
+// 100th temporary file of a run: a round puts about 145 files on the remote
+// side, so the run after it has fewer than 100 left (even counting the 32
+// that may have been in flight) and finishes them.
 func TestKillServeInPut(t *testing.T) {
-	e := newEnv(t).withRemote(sshdtest.Config{Env: map[string]string{"CONCORD_TEST_KILL_AT": "put:80"}})
+	e := newEnv(t).withRemote(sshdtest.Config{Env: map[string]string{"CONCORD_TEST_KILL_AT": "put:100"}})
 	f := newKillFixture(t, e, *flagFiles)
 	// Both sides start with the same files, so the first sync puts
-	// nothing (it would otherwise die every 80 files).
+	// nothing (it would otherwise die every 100 files).
 	if out, err := exec.Command("cp", "-a", f.dir1+"/.", f.dir2).CombinedOutput(); err != nil {
 		t.Fatalf("copy the tree: %v: %s", err, out)
 	}
