@@ -117,12 +117,16 @@ func alive(pid int) bool {
 	if err != nil && !errors.Is(err, syscall.EPERM) {
 		return false
 	}
-	return !zombie(pid)
+	return !Zombie(pid)
 }
 
-// zombie reports whether /proc says pid has exited and awaits its reaping
+// ProcessAlive reports whether process pid runs on this host (a zombie
+// does not).
+func ProcessAlive(pid int) bool { return alive(pid) }
+
+// Zombie reports whether /proc says pid has exited and awaits its reaping
 // (false where /proc is unavailable).
-func zombie(pid int) bool {
+func Zombie(pid int) bool {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return false

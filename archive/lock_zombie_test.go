@@ -27,7 +27,7 @@ func TestAcquireLockZombieHolder(t *testing.T) {
 	pid := child.Process.Pid
 	defer child.Wait()
 	deadline := time.Now().Add(10 * time.Second)
-	for !zombie(pid) {
+	for !Zombie(pid) {
 		if time.Now().After(deadline) {
 			t.Fatalf("child %d did not become a zombie", pid)
 		}

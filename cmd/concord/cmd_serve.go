@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os/signal"
+	"syscall"
 
 	"github.com/concord-sync/concord/remote/local"
 	"github.com/concord-sync/concord/remote/wire"
@@ -25,6 +27,11 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	if len(args) != 1 || args[0] == "" || args[0][0] == '-' {
 		return usageErr("usage: concord serve ROOT (concord sync starts it on the remote host over SSH)")
 	}
+	// A client that dies closes our standard output: writing to it must
+	// fail with EPIPE so that Serve ends cleanly (temporary files removed,
+	// lock released), not kill the process with SIGPIPE as Go does by
+	// default for a broken standard output.
+	signal.Ignore(syscall.SIGPIPE)
 	ep := local.New(args[0], local.Options{Version: Version})
 	defer ep.Close()
 	if err := wire.Serve(ctx, stdio{e.stdin, e.stdout}, ep); err != nil {

@@ -6,12 +6,11 @@ import (
 	"io/fs"
 	"os"
 	"strconv"
-	"strings"
 	"sync/atomic"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/concord-sync/concord/archive"
 	"github.com/concord-sync/concord/archive/scan"
 	"github.com/concord-sync/concord/archive/state"
 )
@@ -39,24 +38,7 @@ func tempOwnerDead(name string) bool {
 	if pid == os.Getpid() {
 		return false
 	}
-	err = syscall.Kill(pid, 0)
-	return errors.Is(err, syscall.ESRCH) || zombie(pid)
-}
-
-// zombie reports whether /proc says pid has exited and awaits its reaping
-// (false where /proc is unavailable). An orphaned `concord serve` stays a
-// zombie under a container init that does not reap; its temporary files
-// are a dead run's leftovers.
-func zombie(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	// The state follows the command name, which is in parentheses and may
-	// itself hold parentheses and spaces.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i >= 0 && i+2 < len(s) && s[i+2] == 'Z'
+	return !archive.ProcessAlive(pid)
 }
 
 // lstatAt returns the entry at name in dirfd (nil if absent), without hash

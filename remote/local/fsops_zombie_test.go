@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/concord-sync/concord/archive"
 	"github.com/concord-sync/concord/archive/scan"
 )
 
@@ -24,7 +25,7 @@ func TestTempOwnerZombie(t *testing.T) {
 	pid := child.Process.Pid
 	defer child.Wait()
 	deadline := time.Now().Add(10 * time.Second)
-	for !zombie(pid) {
+	for !archive.Zombie(pid) {
 		if time.Now().After(deadline) {
 			t.Fatalf("child %d did not become a zombie", pid)
 		}
