@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -24,6 +23,7 @@ type killFixture struct {
 	rng        *rand.Rand
 	dir1, dir2 string // the replicas on this machine
 	r1, r2     string // the roots as concord is given them
+	killR2     string // if set, the second root for the runs to be killed
 	version    map[string]int
 	files      []string // the files both sides agree on
 	bigs       []string
@@ -268,7 +268,11 @@ func (f *killFixture) killRounds(rounds int, kill killer) {
 			extra = append(extra, fmt.Sprintf("CONCORD_TEST_KILL_AT=put:%d", 1+f.rng.IntN(150)))
 			delay = time.Hour
 		}
-		p := f.e.start(extra, "sync", "--batch", f.r1, f.r2)
+		r2 := f.r2
+		if f.killR2 != "" {
+			r2 = f.killR2
+		}
+		p := f.e.start(extra, "sync", "--batch", f.r1, r2)
 		killedServe := kill(f, p, delay)
 		r := p.wait(2 * time.Minute)
 		switch {
@@ -320,17 +324,16 @@ func TestKillClientRemote(t *testing.T) {
 }
 
 // TestKillServeInPut: concord serve kills itself right after writing the
-// 100th temporary file of a run: a round puts about 145 files on the remote
-// side, so the run after it has fewer than 100 left (even counting the 32
-// that may have been in flight) and finishes them.
+// 40th temporary file of a run. The kill runs go through a second sshd
+// whose sessions carry CONCORD_TEST_KILL_AT and share the first one's
+// remote HOME (so the same archive and installed concord); the runs that
+// must finish go through the first.
 func TestKillServeInPut(t *testing.T) {
-	e := newEnv(t).withRemote(sshdtest.Config{Env: map[string]string{"CONCORD_TEST_KILL_AT": "put:100"}})
+	e := newEnv(t).withRemote(sshdtest.Config{})
+	k := sshdtest.StartConfig(t, sshdtest.Config{Env: map[string]string{"HOME": e.srv.RemoteHome, "CONCORD_TEST_KILL_AT": "put:40"}})
+	e.srv.WriteHome(t, e.home, e.alias, k.ConfigBlock("torture-kill"))
 	f := newKillFixture(t, e, *flagFiles)
-	// Both sides start with the same files, so the first sync puts
-	// nothing (it would otherwise die every 100 files).
-	if out, err := exec.Command("cp", "-a", f.dir1+"/.", f.dir2).CombinedOutput(); err != nil {
-		t.Fatalf("copy the tree: %v: %s", err, out)
-	}
+	f.killR2 = "ssh://torture-kill" + f.dir2
 	f.killRounds(max(2, *flagKills/4), killServeHook)
 	if f.kills == 0 {
 		t.Fatal("concord serve never killed itself: does CONCORD_TEST_KILL_AT reach it?")
