@@ -88,6 +88,7 @@ LOG=$BENCH_DIR/log-$STAMP.txt
 : >"$LOG"
 
 say "building concord, gentree and tcpcount into $OUT"
+BUILT=$(git -C "$REPO" rev-parse --short HEAD)$(git -C "$REPO" diff --quiet HEAD -- . ':!bench' 2>/dev/null || echo '+dirty')
 (cd "$REPO" && go build -o "$CONCORD" ./cmd/concord &&
 	go build -o "$GENTREE" ./bench/gentree && go build -o "$TCPCOUNT" ./bench/tcpcount)
 
@@ -522,7 +523,7 @@ ratio() {
 	echo "machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))," \
 		"$(free -g | awk '/Mem:/ { print $2 }') GiB RAM, $(df -T "$BENCH_DIR" | awk 'NR == 2 { print $2 }') at $BENCH_DIR;" \
 		"load average $LOAD_START at start, $LOAD_END at end"
-	echo "versions: concord $(git -C "$REPO" rev-parse --short HEAD)$(git -C "$REPO" diff --quiet HEAD -- . ':!bench' 2>/dev/null || echo '+dirty'), $(unison -version | head -n 1), $(rsync --version | head -n 1 | sed 's/  */ /g')"
+	echo "versions: concord $BUILT (built at the start), $(unison -version | head -n 1), $(rsync --version | head -n 1 | sed 's/  */ /g')"
 	echo "tree: N=$N files of 100 B to 4 KiB in DIRS=$DIRS directories; REPS=$REPS warm runs (median); cold = after drop_caches, one run"
 	echo
 	table
