@@ -484,38 +484,50 @@ table() {
 		k = $1 SUBSEP $2 SUBSEP $3
 		if (!(k in runs)) order[++nk] = k
 		runs[k]++; secs[k] = secs[k] " " $4; cpu[k] = cpu[k] " " $5
+		if (!(k in best) || $4 + 0 < best[k] + 0) best[k] = $4
 		if ($8 != "") wire[k] = wire[k] " " $8
 		if ($6 + 0 > rss[k]) rss[k] = $6 + 0
 		if ($7 != "" && $8 == "" && index(notes[k], $7) == 0) notes[k] = notes[k] (notes[k] == "" ? "" : "; ") $7
 	}
 	END {
-		printf "%-36s %-8s %-5s %4s %9s %8s %10s %11s  %s\n", "case", "tool", "cache", "runs", "median s", "cpu s", "peak RSS", "wire", "notes"
+		printf "%-36s %-8s %-5s %4s %9s %8s %8s %10s %11s  %s\n", "case", "tool", "cache", "runs", "median s", "min s", "cpu s", "peak RSS", "wire", "notes"
 		for (i = 1; i <= nk; i++) {
 			k = order[i]; split(k, p, SUBSEP)
 			m = median(secs[k]); c = median(cpu[k])
 			w = (k in wire) ? sprintf("%.0f", median(wire[k])) : ""
 			ws = w == "" ? "-" : (w + 0 >= 1048576 ? sprintf("%.1f MiB", w / 1048576) : sprintf("%.1f KiB", w / 1024))
-			printf "%-36s %-8s %-5s %4d %9.3f %8.2f %7.1f MiB %11s  %s\n", p[1], p[2], p[3], runs[k], m, c, rss[k] / 1024, ws, notes[k]
-			print p[1] "\t" p[2] "\t" p[3] "\t" m "\t" w > "/dev/stderr"
+			printf "%-36s %-8s %-5s %4d %9.3f %8.3f %8.2f %7.1f MiB %11s  %s\n", p[1], p[2], p[3], runs[k], m, best[k], c, rss[k] / 1024, ws, notes[k]
+			print p[1] "\t" p[2] "\t" p[3] "\t" m "\t" w "\t" best[k] > "/dev/stderr"
 		}
 	}' "$ROWS" 2>"$ROWS.medians"
 }
 
-# med CASE_PREFIX TOOL CACHE [FIELD]: the median seconds (or, with FIELD
-# 5, wire bytes) of that row, or empty.
+# med CASE_PREFIX TOOL CACHE [FIELD]: the median seconds (FIELD 4, the
+# default), wire bytes (5) or fastest run (6) of that row, or empty.
 med() { awk -F'\t' -v c="$1" -v t="$2" -v k="$3" -v f="${4:-4}" 'index($1, c) == 1 && $2 == t && $3 == k { print $f; exit }' "$ROWS.medians"; }
 
-# ratio WHAT NUMERATOR DENOMINATOR TARGET: prints NUMERATOR/DENOMINATOR and
-# whether it is at most TARGET ("-": no target); nothing if a value is
-# missing.
+# ratio WHAT CASE_PREFIX TOOL BASE CACHE TARGET [wire]: prints TOOL's time
+# over BASE's in that case, of the medians and of the fastest runs (or of
+# the wire bytes), and whether each is at most TARGET ("-": no target);
+# nothing if a row is missing.
 ratio() {
-	local what=$1 num=$2 den=$3 target=$4
-	if [[ -n $num && -n $den ]]; then
-		awk -v w="$what" -v a="$num" -v b="$den" -v t="$target" 'BEGIN {
-			r = a / b
-			if (t == "-") printf "%-52s %6.2f  (no target, for information)\n", w, r
-			else printf "%-52s %6.2f  (target %s: %s)\n", w, r, t, (r <= t + 0 ? "met" : "NOT met") }'
+	local what=$1 c=$2 t=$3 base=$4 cache=$5 target=$6 unit=${7:-}
+	local a b a2 b2
+	if [[ $unit == wire ]]; then
+		a=$(med "$c" "$t" "$cache" 5) b=$(med "$c" "$base" "$cache" 5) a2="" b2=""
+	else
+		a=$(med "$c" "$t" "$cache") b=$(med "$c" "$base" "$cache")
+		a2=$(med "$c" "$t" "$cache" 6) b2=$(med "$c" "$base" "$cache" 6)
 	fi
+	[[ -n $a && -n $b ]] || return 0
+	awk -v w="$what" -v a="$a" -v b="$b" -v a2="$a2" -v b2="$b2" -v t="$target" '
+	function verdict(r) { return t == "-" ? "" : (r <= t + 0 ? " met" : " NOT met") }
+	BEGIN {
+		r = a / b
+		line = sprintf("%-50s %s %5.2f%s", w, a2 == "" ? "      " : "median", r, verdict(r))
+		if (a2 != "" && b2 + 0 > 0) { r2 = a2 / b2; line = line sprintf(", fastest runs %5.2f%s", r2, verdict(r2)) }
+		print line (t == "-" ? "  (no target, for information)" : "  (target " t ")")
+	}'
 }
 
 {
@@ -528,22 +540,24 @@ ratio() {
 	echo
 	table
 	echo
-	ratio "(b) concord / unison, no change, warm" "$(med "(b)" concord warm)" "$(med "(b)" unison warm)" 0.4
-	ratio "(b) concord / unison, no change, cold" "$(med "(b)" concord cold)" "$(med "(b)" unison cold)" 0.4
-	ratio "(a) concord / cp -a, first sync, warm" "$(med "(a)" concord warm)" "$(med "(a)" cp warm)" 1.5
-	ratio "(a) concord / (cp -a + sync), first sync, warm" "$(med "(a)" concord warm)" "$(med "(a)" cp+sync warm)" 1.5
-	ratio "(a) concord / cp -a, first sync, cold" "$(med "(a)" concord cold)" "$(med "(a)" cp cold)" 1.5
-	ratio "(c) concord / unison, after edits" "$(med "(c)" concord warm)" "$(med "(c)" unison warm)" -
-	ratio "(ra) remote first sync: concord / rsync" "$(med "(ra)" concord warm)" "$(med "(ra)" rsync warm)" 1
-	ratio "(rb) remote no change: concord / unison" "$(med "(rb)" concord warm)" "$(med "(rb)" unison warm)" 0.4
-	ratio "(rc) remote big file: concord / rsync (time)" "$(med "(rc)" concord warm)" "$(med "(rc)" rsync warm)" 1
-	ratio "(rc) remote big file: concord / rsync (wire bytes)" "$(med "(rc)" concord warm 5)" "$(med "(rc)" rsync warm 5)" 2
+	ratio "(b) concord / unison, no change, warm" "(b)" concord unison warm 0.4
+	ratio "(b) concord / unison, no change, cold" "(b)" concord unison cold 0.4
+	ratio "(a) concord / cp -a, first sync, warm" "(a)" concord cp warm 1.5
+	ratio "(a) concord / (cp -a + sync), first sync, warm" "(a)" concord cp+sync warm 1.5
+	ratio "(a) concord / cp -a, first sync, cold" "(a)" concord cp cold 1.5
+	ratio "(c) concord / unison, after edits" "(c)" concord unison warm -
+	ratio "(ra) remote first sync: concord / rsync" "(ra)" concord rsync warm 1
+	ratio "(rb) remote no change: concord / unison" "(rb)" concord unison warm 0.4
+	ratio "(rc) remote big file: concord / rsync, time" "(rc)" concord rsync warm 1
+	ratio "(rc) remote big file: concord / rsync, wire bytes" "(rc)" concord rsync warm 2 wire
 	[[ ! -s $ROWS.notes ]] || {
 		echo
 		cat "$ROWS.notes"
 	}
 	echo
-	echo "Seconds are wall-clock medians; cpu s is user+sys of the timed process tree."
+	echo "Seconds are wall-clock: the median and the fastest of the runs (on a busy"
+	echo "machine the fastest is the better estimate of a tool's own cost); cpu s is"
+	echo "the median user+sys of the timed process tree."
 	echo "Peak RSS: the largest single process of the client side (/usr/bin/time %M)."
 	echo "Remote notes: 'wire' is the SSH stream both ways (TCP payload) counted by"
 	echo "bench/tcpcount, a relay in front of sshd that every tool connects through;"
