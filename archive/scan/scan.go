@@ -532,7 +532,7 @@ func HashAt(dirfd int, name string, buf []byte) ([32]byte, *unix.Stat_t, int64, 
 	}
 	before := st
 	h := blake3.New()
-	n, err := io.CopyBuffer(h, f, buf)
+	n, err := io.CopyBuffer(h, struct{ io.Reader }{f}, buf) // hide WriteTo: use buf
 	if err != nil {
 		return sum, nil, n, err
 	}
