@@ -13,17 +13,13 @@ import (
 // Children returns the archived entries directly inside dir ("" is the
 // root), keyed by name.
 func (d *DB) Children(ctx context.Context, dir string) (map[string]*state.Entry, error) {
-	var blob []byte
-	err := d.childStmt.QueryRowContext(ctx, []byte(dir)).Scan(&blob)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
+	list, err := d.ChildList(ctx, dir)
+	if err != nil || list == nil {
+		return nil, err
 	}
-	if err != nil {
-		return nil, d.wrap("read", err)
-	}
-	out := make(map[string]*state.Entry)
-	if _, err := unpackDir(blob, func(name string, e *state.Entry) { out[name] = e }); err != nil {
-		return nil, d.damaged(dir, err)
+	out := make(map[string]*state.Entry, len(list))
+	for i := range list {
+		out[list[i].Name] = &list[i].Entry
 	}
 	return out, nil
 }

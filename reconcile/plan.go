@@ -149,3 +149,29 @@ func endpoints(a Action, one, two *state.Entry) (src, dst *state.Entry) {
 
 // moves reports whether a propagates something.
 func moves(a Action) bool { return a == OneToTwo || a == TwoToOne }
+
+// Describe says in Unison's words how a side's current state cur differs
+// from the ancestor base: "new file", "new dir", "new link", "changed",
+// "deleted", "props" (only permissions or modification time), "unchanged",
+// or "" when the path is absent and always was.
+func Describe(base, cur *state.Entry) string {
+	switch {
+	case cur == nil && base == nil:
+		return ""
+	case cur == nil:
+		return "deleted"
+	case base == nil || base.Kind != cur.Kind:
+		switch cur.Kind {
+		case state.Dir:
+			return "new dir"
+		case state.Symlink:
+			return "new link"
+		}
+		return "new file"
+	case !state.SameContent(base, cur):
+		return "changed"
+	case !state.SamePerm(base, cur) || !state.SameTime(base, cur):
+		return "props"
+	}
+	return "unchanged"
+}

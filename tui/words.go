@@ -7,31 +7,9 @@ import (
 	"github.com/concord-sync/concord/reconcile"
 )
 
-// sideWord describes in Unison's words how a side's current state cur
-// differs from the ancestor base: "new file", "changed", "deleted",
-// "props" (only permissions or modification time), "unchanged", or ""
-// when the path is absent and always was.
-func sideWord(base, cur *state.Entry) string {
-	switch {
-	case cur == nil && base == nil:
-		return ""
-	case cur == nil:
-		return "deleted"
-	case base == nil || base.Kind != cur.Kind:
-		switch cur.Kind {
-		case state.Dir:
-			return "new dir"
-		case state.Symlink:
-			return "new link"
-		}
-		return "new file"
-	case !state.SameContent(base, cur):
-		return "changed"
-	case !state.SamePerm(base, cur) || !state.SameTime(base, cur):
-		return "props"
-	}
-	return "unchanged"
-}
+// sideWord describes how a side's state differs from the ancestor (see
+// reconcile.Describe).
+func sideWord(base, cur *state.Entry) string { return reconcile.Describe(base, cur) }
 
 // side returns the item's state on side s.
 func side(it *reconcile.Item, s reconcile.Side) *state.Entry {

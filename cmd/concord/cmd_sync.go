@@ -289,19 +289,15 @@ func oneLine(err error) string {
 }
 
 // sideWord describes how a side's state differs from the ancestor, in
-// Unison's words.
+// Unison's words (batch output spells symlinks out); an unchanged side
+// shows nothing.
 func sideWord(base, cur *state.Entry) string {
-	switch {
-	case cur == nil && base == nil:
+	switch w := reconcile.Describe(base, cur); w {
+	case "unchanged":
 		return ""
-	case cur == nil:
-		return "deleted"
-	case base == nil || base.Kind != cur.Kind:
-		return "new " + cur.Kind.String()
-	case !state.SameContent(base, cur):
-		return "changed"
-	case !state.SamePerm(base, cur) || !state.SameTime(base, cur):
-		return "props"
+	case "new link":
+		return "new symlink"
+	default:
+		return w
 	}
-	return ""
 }

@@ -379,33 +379,43 @@ func (e *Endpoint) List(ctx context.Context, p string) ([]remote.PathEntry, erro
 
 // ReadFile opens the file at p, which must still match expect.
 func (e *Endpoint) ReadFile(ctx context.Context, p string, expect *state.Entry) (io.ReadCloser, error) {
+	f, st, err := e.openChecked(p, expect)
+	if err != nil {
+		return nil, err
+	}
+	return &checkedReader{f: f, path: p, before: *st}, nil
+}
+
+// openChecked opens the regular file at p for reading, without following a
+// symlink, and checks that it is still what expect (the scan) describes.
+func (e *Endpoint) openChecked(p string, expect *state.Entry) (*os.File, *unix.Stat_t, error) {
 	if err := state.ValidatePath(p); err != nil {
-		return nil, fmt.Errorf("%w: %v", remote.ErrUnsafePath, err)
+		return nil, nil, fmt.Errorf("%w: %v", remote.ErrUnsafePath, err)
 	}
 	dirfd, err := e.openDir(state.Parent(p))
 	if err != nil {
-		return nil, changedErr(p, "its directory is gone or replaced")
+		return nil, nil, changedErr(p, "its directory is gone or replaced")
 	}
 	defer unix.Close(dirfd)
 	fd, err := unix.Openat(dirfd, state.Base(p), unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
 		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ELOOP) {
-			return nil, changedErr(p, "it is gone or was replaced")
+			return nil, nil, changedErr(p, "it is gone or was replaced")
 		}
-		return nil, pathErr("open", p, err)
+		return nil, nil, pathErr("open", p, err)
 	}
 	f := os.NewFile(uintptr(fd), state.Base(p))
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		f.Close()
-		return nil, pathErr("stat", p, err)
+		return nil, nil, pathErr("stat", p, err)
 	}
 	cur, _ := scan.EntryFromStat(&st)
 	if expect = e.localView(p, expect); expect != nil && (cur == nil || !matches(expect, cur)) {
 		f.Close()
-		return nil, changedErr(p, "it was modified after the scan")
+		return nil, nil, changedErr(p, "it was modified after the scan")
 	}
-	return &checkedReader{f: f, path: p, before: st}, nil
+	return f, &st, nil
 }
 
 // checkedReader reads a file and fails at the end if the file changed while
