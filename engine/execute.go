@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -48,6 +49,8 @@ type historian interface{ Archive() *archive.DB }
 type executor struct {
 	s        *Session
 	ctx      context.Context
+	stopRun  context.CancelFunc
+	fatal    error // guarded by mu
 	progress func(Progress)
 	start    time.Time
 
@@ -89,7 +92,10 @@ type tracker struct {
 // records what really happened in both archives item by item, and returns
 // the outcome of every item. Conflicts and skipped items are left alone.
 func (s *Session) Execute(ctx context.Context, progress func(Progress)) (*Result, error) {
-	x := &executor{s: s, ctx: ctx, progress: progress, start: time.Now()}
+	outer := ctx
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	x := &executor{s: s, ctx: ctx, stopRun: stop, progress: progress, start: time.Now()}
 	x.res = &Result{Start: x.start, Root1: s.cfg.Root1, Root2: s.cfg.Root2, DryRun: s.cfg.DryRun}
 	for i := 1; i <= 2; i++ {
 		x.res.ScanProblems = append(x.res.ScanProblems, s.scan[i].Skipped...)
@@ -119,10 +125,14 @@ func (s *Session) Execute(ctx context.Context, progress func(Progress)) (*Result
 		for i := range s.plan.Items {
 			it := &s.plan.Items[i]
 			if err := ctx.Err(); err != nil {
-				// Interrupted: what did not run is reported as failed,
-				// untouched, for the next run.
+				// Interrupted, or an endpoint was lost: what did not run is
+				// reported as failed, untouched, for the next run.
 				if it.Action != reconcile.Record {
-					x.outcome(Outcome{Item: it, Status: Failed, Err: fmt.Errorf("not carried out: the run was interrupted (%w)", err)})
+					why := fmt.Errorf("not carried out: the run was interrupted (%w)", err)
+					if f := x.fatalErr(); f != nil {
+						why = fmt.Errorf("not carried out: %w", f)
+					}
+					x.outcome(Outcome{Item: it, Status: Failed, Err: why})
 				}
 				continue
 			}
@@ -169,10 +179,21 @@ func (s *Session) Execute(ctx context.Context, progress func(Progress)) (*Result
 	if x.commitErr != nil {
 		return x.res, fmt.Errorf("record the run in the archives: %w", x.commitErr)
 	}
-	if err := ctx.Err(); err != nil {
+	if f := x.fatalErr(); f != nil {
+		return x.res, fmt.Errorf("stopped: %w; what was done is recorded, the next run goes on from there", f)
+	}
+	if err := outer.Err(); err != nil {
 		return x.res, fmt.Errorf("interrupted: %w; what was done is recorded, the next run goes on from there", err)
 	}
 	return x.res, nil
+}
+
+// fatalErr returns the error that stopped the run (a lost connection), if
+// any.
+func (x *executor) fatalErr() error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.fatal
 }
 
 // totals counts files and bytes to move for progress displays.
@@ -265,6 +286,16 @@ func (x *executor) add(t *tracker) { t.remaining.Add(1) }
 
 // done finishes one operation of t; the last one decides the outcome.
 func (x *executor) done(t *tracker, err error) {
+	if err != nil && errors.Is(err, remote.ErrFatal) {
+		// An endpoint is gone (the connection dropped): stop dispatching;
+		// the remaining items are reported as not carried out.
+		x.mu.Lock()
+		if x.fatal == nil {
+			x.fatal = err
+		}
+		x.mu.Unlock()
+		x.stopRun()
+	}
 	if err != nil {
 		t.mu.Lock()
 		if t.err == nil {
