@@ -357,13 +357,15 @@ func (s *Session) guardDeletes() error {
 	var del [3]int64
 	for i := range s.plan.Items {
 		it := &s.plan.Items[i]
-		src, dst := it.Source(), it.Dest()
-		if dst == nil || (src != nil && (src.Kind == state.Dir || dst.Kind != state.Dir)) {
-			continue // nothing removed (an update, or a dir kept)
+		// reconcile.Deletes counts what the plan knows; a removed
+		// directory also takes its unchanged contents, which only the
+		// archive counted (Change.Below).
+		n := int64(reconcile.Deletes(it))
+		if reconcile.RemovesDir(it) {
+			n = max(n, 1+s.below[it.Path])
 		}
-		n := int64(1)
-		if dst.Kind == state.Dir {
-			n += max(s.below[it.Path], int64(len(it.Sub)))
+		if n == 0 {
+			continue
 		}
 		if it.Action == reconcile.OneToTwo {
 			del[2] += n
