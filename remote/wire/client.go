@@ -583,7 +583,8 @@ func (cl *Client) Apply(ctx context.Context, op remote.Op, content io.Reader) (*
 		if content == nil {
 			content = bytes.NewReader(nil)
 		}
-		buf := make([]byte, ChunkSize)
+		buf := getChunk()
+		defer putChunk(buf)
 		for {
 			n, rerr := io.ReadFull(content, buf)
 			if n > 0 {
