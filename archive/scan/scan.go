@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -521,8 +522,7 @@ func HashAt(dirfd int, name string, buf []byte) ([32]byte, *unix.Stat_t, int64, 
 	if err != nil {
 		return sum, nil, 0, err
 	}
-	f := os.NewFile(uintptr(fd), name)
-	defer f.Close()
+	defer unix.Close(fd)
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		return sum, nil, 0, err
@@ -532,9 +532,24 @@ func HashAt(dirfd int, name string, buf []byte) ([32]byte, *unix.Stat_t, int64, 
 	}
 	before := st
 	h := blake3.New()
-	n, err := io.CopyBuffer(h, struct{ io.Reader }{f}, buf) // hide WriteTo: use buf
-	if err != nil {
-		return sum, nil, n, err
+	// Read up to the size fstat gave, not to end of file: a small file
+	// then takes one read(2), not two. A file that grew, shrank or was
+	// written meanwhile shows in the second fstat (size, mtime, ctime).
+	var n int64
+	for n < before.Size {
+		b := buf
+		if rest := before.Size - n; rest < int64(len(b)) {
+			b = b[:rest]
+		}
+		k, err := RawFile(fd).Read(b)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return sum, nil, n, err
+		}
+		h.Write(b[:k])
+		n += int64(k)
 	}
 	if err := unix.Fstat(fd, &st); err != nil {
 		return sum, nil, n, err
@@ -593,6 +608,44 @@ func OpenDir(root, rel string) (int, error) {
 	}
 	defer unix.Close(fd)
 	return OpenDirAt(fd, rel)
+}
+
+// OpenFileAt opens the file rel below the directory rootfd for reading,
+// O_NONBLOCK (a FIFO put there cannot block), without following any
+// symlink and without leaving rootfd: one openat2 call where the kernel has
+// it, else the parent through OpenDirAt and the file with O_NOFOLLOW.
+func OpenFileAt(rootfd int, rel string) (int, error) {
+	const flags = unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_CLOEXEC
+	if !openat2Missing.Load() {
+		fd, err := unix.Openat2(rootfd, rel, &unix.OpenHow{
+			Flags:   flags,
+			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+		})
+		switch {
+		case err == nil:
+			return fd, nil
+		case errors.Is(err, unix.ENOSYS):
+			openat2Missing.Store(true)
+		default:
+			return -1, err
+		}
+	}
+	dir, base := rel, rel
+	if i := strings.LastIndexByte(rel, '/'); i >= 0 {
+		dir, base = rel[:i], rel[i+1:]
+	} else {
+		dir = ""
+	}
+	dirfd, err := OpenDirAt(rootfd, dir)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			return -1, pe.Err
+		}
+		return -1, err
+	}
+	defer unix.Close(dirfd)
+	return unix.Openat(dirfd, base, flags, 0)
 }
 
 // openat2Missing is set once the kernel has said it lacks openat2.

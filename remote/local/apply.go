@@ -14,6 +14,7 @@ import (
 	"github.com/zeebo/blake3"
 	"golang.org/x/sys/unix"
 
+	"github.com/concord-sync/concord/archive/scan"
 	"github.com/concord-sync/concord/archive/state"
 	"github.com/concord-sync/concord/remote"
 )
@@ -43,8 +44,12 @@ func (e *Endpoint) Apply(ctx context.Context, op remote.Op, content io.Reader) (
 	}
 	defer unix.Close(dirfd)
 	name := state.Base(op.Path)
-	if err := e.recheck(dirfd, op.Path, op.Expect); err != nil {
-		return nil, err
+	// A new file (nothing expected) is checked by the rename itself, which
+	// refuses to replace anything (put).
+	if op.Kind != remote.OpPut || op.Expect != nil {
+		if err := e.recheck(dirfd, op.Path, op.Expect); err != nil {
+			return nil, err
+		}
 	}
 	switch op.Kind {
 	case remote.OpPut:
@@ -161,29 +166,30 @@ func (e *Endpoint) put(ctx context.Context, dirfd int, op remote.Op, content io.
 	if err != nil {
 		return nil, pathErr("create temporary file for", op.Path, err)
 	}
-	f := os.NewFile(uintptr(fd), tmp)
-	ok, flushed := false, false
+	f := scan.RawFile(fd)
+	open, ok, flushed := true, false, false
 	g := e.flusher()
 	g.begin()
 	defer func() {
 		if !flushed {
 			g.abandon()
 		}
-		if !ok {
+		if open {
 			f.Close()
+		}
+		if !ok {
 			unix.Unlinkat(dirfd, tmp, 0)
 		}
 	}()
 	h := blake3.New()
-	w := io.MultiWriter(f, h)
 	var n int64
 	if op.Delta {
-		basis, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		basis, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return nil, changedErr(op.Path, "the old version for the delta is gone")
 		}
-		bf := os.NewFile(uintptr(basis), name)
-		cw := &countWriter{w: w}
+		bf := scan.RawFile(basis)
+		cw := &countWriter{w: io.MultiWriter(f, h)}
 		err = applyDelta(bf, content, cw)
 		bf.Close()
 		n = cw.n
@@ -194,11 +200,11 @@ func (e *Endpoint) put(ctx context.Context, dirfd int, op remote.Op, content io.
 			return nil, fmt.Errorf("apply delta to %s: %w", state.Display(op.Path), err)
 		}
 	} else if content != nil {
-		buf := copyBufs.Get().(*[]byte)
-		n, err = io.CopyBuffer(w, onlyReader{content}, *buf)
-		copyBufs.Put(buf)
-		if err != nil {
-			return nil, e.writeErr(op.Path, err)
+		if n, err = copyHashed(f, h, content); err != nil {
+			if errors.Is(err, errWrite) {
+				return nil, e.writeErr(op.Path, err)
+			}
+			return nil, err
 		}
 	}
 	e.testKill("put")
@@ -216,12 +222,33 @@ func (e *Endpoint) put(ctx context.Context, dirfd int, op remote.Op, content io.
 	}
 	// Close first, then flush the file system: many writers waiting for
 	// one flush then hold no descriptor of their own.
+	open = false
 	if err := f.Close(); err != nil {
 		return nil, e.writeErr(op.Path, err)
 	}
 	flushed = true
 	if err := g.sync(dirfd); err != nil {
 		return nil, e.writeErr(op.Path, err)
+	}
+	if op.Expect == nil {
+		// Nothing was there: renameat2 with RENAME_NOREPLACE checks
+		// that and renames in one step, with no window for a file made
+		// meanwhile to be overwritten. File systems without it (EINVAL)
+		// get the check and rename below.
+		err := unix.Renameat2(dirfd, tmp, dirfd, name, unix.RENAME_NOREPLACE)
+		switch {
+		case err == nil:
+			ok = true
+			return e.installed(dirfd, op.Path, op.New)
+		case errors.Is(err, unix.EEXIST):
+			// Say what is there (a FIFO the scan skipped, a new file).
+			if err := e.recheck(dirfd, op.Path, nil); err != nil {
+				return nil, err
+			}
+			return nil, changedErr(op.Path, "it appeared after the scan")
+		case !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOSYS):
+			return nil, pathErr("rename into place", op.Path, err)
+		}
 	}
 	// Check again just before replacing: the destination may have been
 	// edited while the contents were in flight.
@@ -236,6 +263,35 @@ func (e *Endpoint) put(ctx context.Context, dirfd int, op remote.Op, content io.
 	}
 	ok = true
 	return e.installed(dirfd, op.Path, op.New)
+}
+
+// errWrite marks a failure to write the destination (as opposed to one
+// reading the contents).
+var errWrite = errors.New("write")
+
+// copyHashed copies content to f and h through a pooled buffer and returns
+// the number of bytes copied. A write error wraps errWrite; a read error is
+// returned as the reader gave it (the source changed, the link dropped).
+func copyHashed(f scan.RawFile, h *blake3.Hasher, content io.Reader) (int64, error) {
+	buf := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(buf)
+	var n int64
+	for {
+		k, rerr := content.Read(*buf)
+		if k > 0 {
+			if _, err := f.Write((*buf)[:k]); err != nil {
+				return n, fmt.Errorf("%w: %w", errWrite, err)
+			}
+			h.Write((*buf)[:k])
+			n += int64(k)
+		}
+		if rerr == io.EOF {
+			return n, nil
+		}
+		if rerr != nil {
+			return n, rerr
+		}
+	}
 }
 
 func (e *Endpoint) writeErr(p string, err error) error {
@@ -295,10 +351,6 @@ func (e *Endpoint) replaceWith(ctx context.Context, dirfd int, p string, expect 
 // copyBufs recycles copy buffers: a first sync of many small files
 // otherwise allocates one per file and spends its time collecting them.
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
-
-// onlyReader hides a reader's WriterTo so that io.CopyBuffer uses the
-// pooled buffer.
-type onlyReader struct{ io.Reader }
 
 type countWriter struct {
 	w io.Writer

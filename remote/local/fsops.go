@@ -20,8 +20,18 @@ var tempSeq atomic.Uint64
 // tempName returns a fresh temporary file name. It carries the pid so that a
 // later run can tell a dead run's leftovers from a live one's.
 func tempName() string {
-	return fmt.Sprintf("%s%d-%d-%d", scan.TempPrefix, os.Getpid(), tempSeq.Add(1), unixNano()%1e6)
+	b := make([]byte, 0, len(scan.TempPrefix)+32)
+	b = append(b, scan.TempPrefix...)
+	b = strconv.AppendInt(b, int64(pid), 10)
+	b = append(b, '-')
+	b = strconv.AppendUint(b, tempSeq.Add(1), 10)
+	b = append(b, '-')
+	b = strconv.AppendInt(b, unixNano()%1e6, 10)
+	return string(b)
 }
+
+// pid is this process's id, asked once (os.Getpid is a system call).
+var pid = os.Getpid()
 
 // tempOwnerDead reports whether the temporary file name belongs to a process
 // that no longer runs on this host.

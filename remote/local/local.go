@@ -388,61 +388,82 @@ func (e *Endpoint) ReadFile(ctx context.Context, p string, expect *state.Entry) 
 
 // openChecked opens the regular file at p for reading, without following a
 // symlink, and checks that it is still what expect (the scan) describes.
-func (e *Endpoint) openChecked(p string, expect *state.Entry) (*os.File, *unix.Stat_t, error) {
+func (e *Endpoint) openChecked(p string, expect *state.Entry) (scan.RawFile, *unix.Stat_t, error) {
 	if err := state.ValidatePath(p); err != nil {
-		return nil, nil, fmt.Errorf("%w: %v", remote.ErrUnsafePath, err)
+		return -1, nil, fmt.Errorf("%w: %v", remote.ErrUnsafePath, err)
 	}
-	dirfd, err := e.openDir(state.Parent(p))
+	fd, err := scan.OpenFileAt(e.rootfd, p)
 	if err != nil {
-		return nil, nil, changedErr(p, "its directory is gone or replaced")
-	}
-	defer unix.Close(dirfd)
-	fd, err := unix.Openat(dirfd, state.Base(p), unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
-	if err != nil {
-		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ELOOP) {
-			return nil, nil, changedErr(p, "it is gone or was replaced")
+		switch {
+		case errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ELOOP):
+			return -1, nil, changedErr(p, "it is gone or was replaced")
+		case errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.EXDEV):
+			return -1, nil, changedErr(p, "its directory is gone or replaced")
 		}
-		return nil, nil, pathErr("open", p, err)
+		return -1, nil, pathErr("open", p, err)
 	}
-	f := os.NewFile(uintptr(fd), state.Base(p))
+	f := scan.RawFile(fd)
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		f.Close()
-		return nil, nil, pathErr("stat", p, err)
+		return -1, nil, pathErr("stat", p, err)
 	}
 	cur, _ := scan.EntryFromStat(&st)
 	if expect = e.localView(p, expect); expect != nil && (cur == nil || !matches(expect, cur)) {
 		f.Close()
-		return nil, nil, changedErr(p, "it was modified after the scan")
+		return -1, nil, changedErr(p, "it was modified after the scan")
 	}
 	return f, &st, nil
 }
 
 // checkedReader reads a file and fails at the end if the file changed while
-// it was being read, so a torn copy is never installed.
+// it was being read, so a torn copy is never installed. It stops at the size
+// the file had when opened: a file still that size with the same mtime and
+// ctime then was not written meanwhile (one read(2) for a small file, not a
+// second one to see the end).
 type checkedReader struct {
-	f      *os.File
+	f      scan.RawFile
 	path   string
 	before unix.Stat_t
+	n      int64
+	err    error
 }
 
 func (r *checkedReader) Read(b []byte) (int, error) {
-	n, err := r.f.Read(b)
+	if r.err != nil {
+		return 0, r.err
+	}
+	if rest := r.before.Size - r.n; int64(len(b)) > rest {
+		b = b[:rest]
+	}
+	var n int
+	var err error
+	if len(b) > 0 {
+		n, err = r.f.Read(b)
+		r.n += int64(n)
+	} else {
+		err = io.EOF
+	}
 	if err == io.EOF {
 		var st unix.Stat_t
-		if serr := unix.Fstat(int(r.f.Fd()), &st); serr != nil {
-			return n, pathErr("stat", r.path, serr)
+		if serr := unix.Fstat(int(r.f), &st); serr != nil {
+			r.err = pathErr("stat", r.path, serr)
+			return n, r.err
 		}
-		if st.Size != r.before.Size || st.Mtim != r.before.Mtim || st.Ctim != r.before.Ctim {
-			return n, changedErr(r.path, "the source changed while it was read")
+		if st.Size != r.before.Size || st.Mtim != r.before.Mtim || st.Ctim != r.before.Ctim || r.n != st.Size {
+			r.err = changedErr(r.path, "the source changed while it was read")
+			return n, r.err
 		}
+		r.err = io.EOF
+	} else if err != nil {
+		r.err = pathErr("read", r.path, err)
 	}
-	return n, err
+	return n, r.err
 }
 
 func (r *checkedReader) Close() error { return r.f.Close() }
 
-// ReaderAt exposes random access for delta encoding.
+// ReadAt exposes random access for delta encoding.
 func (r *checkedReader) ReadAt(b []byte, off int64) (int, error) { return r.f.ReadAt(b, off) }
 
 func changedErr(p, why string) error {

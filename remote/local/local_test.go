@@ -300,6 +300,7 @@ func TestPut(t *testing.T) {
 		newState func(f *fixture) *state.Entry
 		expect   func(f *fixture) *state.Entry
 		before   func(f *fixture) // after the scan, before Apply
+		during   func(f *fixture) // while the contents are being read
 		wantErr  error
 		want     string // contents at path afterwards
 	}{
@@ -321,6 +322,12 @@ func TestPut(t *testing.T) {
 		{name: "expected absent but exists", path: "old", contents: "x",
 			newState: func(*fixture) *state.Entry { return fileEntry("x", 0o644, t0) },
 			expect:   func(*fixture) *state.Entry { return nil }, wantErr: remote.ErrChanged, want: "old contents"},
+		{name: "file created while the contents were in flight", path: "new", contents: "mine",
+			newState: func(*fixture) *state.Entry { return fileEntry("mine", 0o644, t0) },
+			expect:   func(*fixture) *state.Entry { return nil },
+			during: func(f *fixture) {
+				os.WriteFile(filepath.Join(f.root, "new"), []byte("a person's file"), 0o644)
+			}, wantErr: remote.ErrChanged, want: "a person's file"},
 		{name: "destination modified after the scan", path: "old", contents: "new",
 			newState: func(*fixture) *state.Entry { return fileEntry("new", 0o644, t0) },
 			expect:   func(f *fixture) *state.Entry { return f.entry("old") },
@@ -360,7 +367,12 @@ func TestPut(t *testing.T) {
 				tt.before(f)
 			}
 			beforeD := listTree(t, filepath.Join(f.root, "d"))
-			got, err := f.e.Apply(ctx, remote.Op{Kind: remote.OpPut, Path: tt.path, Expect: expect, New: newState}, strings.NewReader(tt.contents))
+			var content io.Reader = strings.NewReader(tt.contents)
+			if tt.during != nil {
+				var once sync.Once
+				content = &hookReader{r: content, hook: func() { once.Do(func() { tt.during(f) }) }}
+			}
+			got, err := f.e.Apply(ctx, remote.Op{Kind: remote.OpPut, Path: tt.path, Expect: expect, New: newState}, content)
 			if tmp := temps(t, f.root); len(tmp) != 0 {
 				t.Errorf("temporary files left: %q", tmp)
 			}

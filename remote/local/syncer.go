@@ -24,6 +24,7 @@ type groupSync struct {
 	started        uint64 // generations begun
 	completed      uint64 // generations finished
 	running        bool
+	arrived        time.Time // when the latest writer called sync
 	errs           map[uint64]error
 }
 
@@ -48,10 +49,17 @@ func (g *groupSync) abandon() {
 	g.mu.Unlock()
 }
 
-// gather is how long a flush waits for writers still writing to join it.
-// One flush costs a journal commit (milliseconds); sharing it widely is
-// what makes many small files fast, so a short wait pays for itself.
-const gather = 2 * time.Millisecond
+// A flush waits, at most gather, for more writers to join it: while some
+// are still writing, or while writers keep arriving (one came within
+// quiet). Each syncfs(2) costs a device cache flush (about a millisecond
+// here) and holds writers back, so a first sync of 20,000 small files took
+// 2.0 s with 1,200 flushes when a flush waited only for writers already
+// writing, and 1.6 s with about 100 flushes once it also waited for the
+// stream of arrivals to pause; without any flush it takes 1.2 s.
+const (
+	gather = 20 * time.Millisecond
+	quiet  = time.Millisecond
+)
 
 // sync returns once everything written to fd's file system before the call
 // is on disk, or with the error syncfs(2) reported for it (Linux 5.8 and
@@ -60,6 +68,7 @@ func (g *groupSync) sync(fd int) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.inSync++
+	g.arrived = time.Now()
 	defer func() { g.inSync--; g.active-- }()
 	need := g.started + 1 // a flush that starts after this call
 	for g.completed < need {
@@ -71,9 +80,9 @@ func (g *groupSync) sync(fd int) error {
 		// writing catch up (at most gather).
 		g.running = true
 		deadline := time.Now().Add(gather)
-		for g.active > g.inSync && time.Now().Before(deadline) {
+		for (g.active > g.inSync || time.Since(g.arrived) < quiet) && time.Now().Before(deadline) {
 			g.mu.Unlock()
-			time.Sleep(gather / 10)
+			time.Sleep(quiet / 4)
 			g.mu.Lock()
 		}
 		g.started++
