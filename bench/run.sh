@@ -14,7 +14,9 @@
 #   2. Local cases, each tool on its own copy of the tree and with its own
 #      HOME / XDG_STATE_HOME / UNISON directory:
 #        (a) first sync into an empty replica: concord, unison, rsync -a,
-#            cp -a (the baseline) and cp -a followed by sync(1);
+#            rsync -a --fsync (concord fsyncs every file before renaming it
+#            into place; plain rsync and cp do not), cp -a (the baseline)
+#            and cp -a followed by sync(1);
 #        (b) a second sync with nothing changed: concord, unison, rsync -a;
 #        (c) a sync after EDITS files were edited on each side: concord and
 #            unison; rsync -a only one way, with EDITS files edited on the
@@ -27,7 +29,8 @@
 #      sync, and a BIG_SIZE file (1 GiB) with 1,000 bytes changed in the
 #      middle, counting the bytes that cross loopback. concord takes part
 #      only if a probe sync to an ssh:// root succeeds; rsync and unison run
-#      either way.
+#      either way; rsync --fsync runs in the first sync and the big file
+#      cases (with nothing to write, the no-change case is plain rsync's).
 #   4. Prints a table (case, tool, cache, runs, median seconds, median
 #      user+sys CPU seconds, peak RSS, notes) and the ratios the targets in
 #      issues 2 and 3 use, and writes it to bench/out/results-DATE.txt.
@@ -38,11 +41,31 @@
 #   COLD=1          also time cold-cache runs (needs root; skipped otherwise)
 #   LOCAL=1         run the local cases      REMOTE=1    run the remote cases
 #   REMOTE_N=$N     files in the remote tree BIG_SIZE=1073741824 bytes of the big file
-#   TOOLS="concord unison rsync cp"          which tools to time
-#   BENCH_DIR=/tmp/concord-bench             scratch space (needs about 3 GiB
-#                                            free for N=100000 plus BIG_SIZE x 7)
+#   TOOLS="concord unison rsync cp"          which tools to time ("rsync"
+#                   brings the rsync --fsync rows too, when rsync has --fsync;
+#                   "rsync-fsync" alone runs only those)
+#   BENCH_DIR=/tmp/concord-bench             scratch space; the script works
+#                   out what the run needs and refuses to start without it
+#                   (about 20 GiB for N=100000 with the cold runs, plus
+#                   BIG_SIZE x 10)
+#   SETTLE=360      seconds that must have passed since the last run emptied
+#                   its trash before the first timed run (see below); 0: no wait
 #   KEEP=0          keep the scratch replicas afterwards (the source tree is
 #                   always kept, to save regenerating it)
+#
+# Deleted files and the timings: on ext4 without a journal (this machine's
+# root filesystem) the inode allocator skips inodes freed in the last 60 s
+# (360 s while their inode table block is dirty), at the cost of a lookup
+# each, so creating many files soon after deleting many others is several
+# times slower, and a tool timed after an rm -rf pays a random penalty. So
+# nothing is deleted while the run lasts: a replica that is done with is
+# renamed into $BENCH_DIR/trash (same filesystem: a rename frees nothing),
+# and the trash is emptied once, at the very end (also when the script
+# exits early), recording the time in $BENCH_DIR/trash-emptied. A run that
+# starts less than SETTLE seconds after that waits out the rest before its
+# first timed run; what an earlier run left behind (KEEP=1, or a run that
+# was killed) is removed at the start, before that wait. The price is the
+# scratch space: every replica of the run exists at its end.
 #
 # Peak RSS is the largest resident size of the timed process or of any one
 # of its children (/usr/bin/time %M); the far side of a remote sync (sshd,
@@ -60,6 +83,7 @@ REMOTE_N=${REMOTE_N:-$N}
 BIG_SIZE=${BIG_SIZE:-1073741824}
 TOOLS=${TOOLS:-"concord unison rsync cp"}
 BENCH_DIR=${BENCH_DIR:-/tmp/concord-bench}
+SETTLE=${SETTLE:-360}
 KEEP=${KEEP:-0}
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -84,8 +108,194 @@ esac
 for t in unison rsync /usr/bin/time; do
 	command -v "$t" >/dev/null || die "$t is not installed (apt-get install -y unison rsync time)"
 done
+[[ $SETTLE =~ ^[0-9]+$ ]] || die "SETTLE=$SETTLE: want a number of seconds (0: no wait)"
 LOG=$BENCH_DIR/log-$STAMP.txt
+TIMEF=$BENCH_DIR/time-$STAMP.out
+
+# ---------------------------------------------------------------- trash
+
+TRASH=$BENCH_DIR/trash
+EMPTIED=$BENCH_DIR/trash-emptied
+TRASH_SEQ=0
+
+# discard PATH...: renames each PATH that exists into the trash. Nothing is
+# freed until empty_trash, so the timed runs do not pay for it (see the
+# top of this file).
+discard() {
+	local p
+	mkdir -p "$TRASH"
+	for p in "$@"; do
+		[[ -e $p || -L $p ]] || continue
+		[[ $(stat -c %d "$p") == "$(stat -c %d "$TRASH")" ]] ||
+			die "$p is not on the filesystem of $TRASH: moving it there would copy it"
+		TRASH_SEQ=$((TRASH_SEQ + 1))
+		mv -T "$p" "$TRASH/$STAMP-$TRASH_SEQ-${p##*/}"
+	done
+}
+
+# empty_trash: deletes the trash (if it holds anything), flushes, and
+# records when in $EMPTIED.
+empty_trash() {
+	local t0
+	[[ -d $TRASH ]] || return 0
+	if [[ -z $(ls -A "$TRASH") ]]; then
+		rmdir "$TRASH"
+		return 0
+	fi
+	say "emptying the trash ($(du -sh "$TRASH" 2>/dev/null | cut -f1), $(find "$TRASH" | wc -l) entries)"
+	t0=$(date +%s)
+	rm -rf "$TRASH"
+	sync
+	date +%s >"$EMPTIED"
+	say "trash emptied in $(($(date +%s) - t0)) s"
+}
+
+SSHD_PID=""
+RELAY_PID=""
+stop_sshd() {
+	local p
+	for p in "$RELAY_PID" "$SSHD_PID"; do
+		if [[ -n $p ]]; then
+			kill "$p" 2>/dev/null || true
+			wait "$p" 2>/dev/null || true
+		fi
+	done
+	SSHD_PID=""
+	RELAY_PID=""
+}
+
+# on_exit: stops the bench sshd, and unless KEEP=1 puts the replicas into
+# the trash; then empties the trash. On a normal end the report has done
+# all that already.
+on_exit() {
+	stop_sshd
+	[[ $KEEP == 1 ]] || discard "$BENCH_DIR/local" "$BENCH_DIR/remote"
+	rm -f "$TIMEF"
+	empty_trash
+}
+trap on_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# What an earlier run left behind goes now, before the settling wait.
+discard "$BENCH_DIR/local" "$BENCH_DIR/remote"
+for f in "$BENCH_DIR"/time-*.out; do [[ $f == "$TIMEF" ]] || discard "$f"; done
+if [[ -d $TRASH && -n $(ls -A "$TRASH") ]]; then
+	say "removing what an earlier run left in $BENCH_DIR (KEEP=1, or the run was killed)"
+	empty_trash
+fi
+
+# fs_desc: the filesystem type of BENCH_DIR, and for ext4 whether it has a
+# journal (without one, freed inodes are avoided for a while; see the top).
+fs_desc() {
+	local src type
+	read -r src type < <(findmnt -no SOURCE,FSTYPE -T "$BENCH_DIR") || true
+	if [[ $type == ext4 ]]; then
+		if compgen -G "/proc/fs/jbd2/${src##*/}-*" >/dev/null; then
+			echo "ext4"
+		else
+			echo "ext4 without a journal"
+		fi
+	else
+		echo "${type:-unknown filesystem}"
+	fi
+}
+FS_DESC=$(fs_desc)
+NOJOURNAL=0
+[[ $FS_DESC != "ext4 without a journal" ]] || NOJOURNAL=1
+
+# settle: before the first timed run, waits until SETTLE seconds have
+# passed since the last emptying of the trash (on ext4 without a journal;
+# SETTLE_UNTIL is set below, once the run is known to go ahead).
+SETTLE_UNTIL=0
+settle() {
+	local left
+	((SETTLE_UNTIL > 0)) || return 0
+	left=$((SETTLE_UNTIL - $(date +%s)))
+	SETTLE_UNTIL=0
+	if ((left > 0)); then
+		say "waiting $left s for inodes freed by the last emptying of the trash to settle (SETTLE=0 skips this)"
+		sleep "$left"
+	fi
+}
+
+# ---------------------------------------------------------------- tools
+
+# want TOOL: whether TOOL takes part. rsync-fsync (rsync -a --fsync) comes
+# with rsync, if this rsync has --fsync (3.2.4 and later); cp+sync with cp.
+RSYNC_FSYNC=0
+rsync_help=$(rsync --help 2>&1 || true) # not piped into grep -q: with pipefail, rsync's SIGPIPE would count as "no"
+[[ $rsync_help != *--fsync* ]] || RSYNC_FSYNC=1
+want() {
+	case $1 in
+	rsync-fsync) [[ $RSYNC_FSYNC == 1 ]] && { has_tool rsync-fsync || has_tool rsync; } ;;
+	cp+sync) has_tool cp ;;
+	*) has_tool "$1" ;;
+	esac
+}
+first_tools=() # (a)
+for t in concord unison rsync rsync-fsync cp cp+sync; do want "$t" && first_tools+=("$t"); done
+b_tools=() # (b) and (c)
+for t in concord unison rsync; do want "$t" && b_tools+=("$t"); done
+remote_tools=() # (ra), (rc0), (rc); (rb) leaves rsync-fsync out
+for t in concord unison rsync rsync-fsync; do want "$t" && remote_tools+=("$t"); done
+
+CAN_DROP=0
+if [[ $COLD == 1 ]]; then
+	if sync && echo 3 >/proc/sys/vm/drop_caches 2>/dev/null; then
+		CAN_DROP=1
+	else
+		say "cannot write /proc/sys/vm/drop_caches (not root?): cold-cache runs skipped"
+	fi
+fi
+
+# ---------------------------------------------------------------- space
+
+# Every replica of the run exists at its end (in the trash), so the run
+# needs room for all of them at once. A tree of n files takes one 4 KiB
+# block per file (they are 100 B to 4 KiB) plus its directories; a tool's
+# HOME holds its archive, counted at 1 KiB per file (concord's and
+# Unison's are well under that).
+tree_kib() { echo $((4 * ($1 + DIRS + 64))); }
+tree_inodes() { echo $(($1 + DIRS + 64)); }
+need_kib=0 need_inodes=0 ntrees=0 nbig=0
+add_trees() { # COUNT FILES
+	ntrees=$((ntrees + $1))
+	need_kib=$((need_kib + $1 * ($(tree_kib "$2") + $2)))
+	need_inodes=$((need_inodes + $1 * ($(tree_inodes "$2") + 100)))
+}
+if [[ $LOCAL == 1 ]]; then
+	[[ -f $BENCH_DIR/src-$N-$DIRS.ok ]] || add_trees 1 "$N"
+	# per tool: the copy of the source, and one replica (and HOME) per run
+	add_trees $((${#first_tools[@]} * (1 + REPS + CAN_DROP))) "$N"
+fi
+if [[ $REMOTE == 1 ]]; then
+	[[ -f $BENCH_DIR/src-$REMOTE_N-$DIRS.ok ]] || [[ $LOCAL == 1 && $REMOTE_N == "$N" ]] || add_trees 1 "$REMOTE_N"
+	add_trees $((2 * ${#remote_tools[@]})) "$REMOTE_N"
+	# per tool both copies of the big file, one more while a tool writes
+	# its new version, and the source if it has to be generated
+	nbig=$((2 * ${#remote_tools[@]} + 1))
+	[[ -f $BENCH_DIR/big-$BIG_SIZE.bin.ok ]] || nbig=$((nbig + 1))
+	need_kib=$((need_kib + nbig * ((BIG_SIZE + 1023) / 1024)))
+fi
+need_kib=$((need_kib + need_kib / 10 + 262144)) # 10% and 256 MiB to spare
+need_inodes=$((need_inodes + need_inodes / 10 + 1000))
+read -r avail_kib avail_inodes < <(df -Pk "$BENCH_DIR" | awk 'NR == 2 { printf "%s ", $4 }'; df -Pi "$BENCH_DIR" | awk 'NR == 2 { print $4 }')
+gib() { awk -v k="$1" 'BEGIN { printf "%.1f GiB", k / 1048576 }'; }
+if ((avail_kib < need_kib)) || { [[ $avail_inodes =~ ^[0-9]+$ ]] && ((avail_inodes < need_inodes)); }; then
+	die "not enough scratch space in $BENCH_DIR: nothing is deleted until the run ends (see the top of $0), so it needs room for $ntrees trees of up to $((N > REMOTE_N ? N : REMOTE_N)) files$( ((nbig == 0)) || echo " and $nbig copies of the $BIG_SIZE-byte file") at once, about $(gib "$need_kib") and $need_inodes inodes, and df shows $(gib "$avail_kib") and $avail_inodes inodes free. Set a smaller N (or REMOTE_N), REPS or BIG_SIZE, run LOCAL=0 or REMOTE=0 separately, or set BENCH_DIR to a directory on a filesystem with more room."
+fi
+say "scratch space: this run needs about $(gib "$need_kib") and $need_inodes inodes in $BENCH_DIR ($FS_DESC; $(gib "$avail_kib") and $avail_inodes inodes free)"
 : >"$LOG"
+
+if [[ $SETTLE != 0 && $NOJOURNAL == 1 && -s $EMPTIED ]]; then
+	emptied=$(cat "$EMPTIED")
+	ago=$(($(date +%s) - emptied))
+	if ((ago >= 0 && ago < SETTLE)); then
+		SETTLE_UNTIL=$((emptied + SETTLE))
+		say "the trash was emptied $ago s ago; $BENCH_DIR is $FS_DESC, which avoids reusing inodes freed in the last 60-360 s and creates files more slowly meanwhile: the first timed run waits until $SETTLE s have passed (about $((SETTLE - ago)) s from now; SETTLE=0 skips the wait)"
+	fi
+fi
 
 say "building concord, gentree and tcpcount into $OUT"
 BUILT=$(git -C "$REPO" rev-parse --short HEAD)$(git -C "$REPO" diff --quiet HEAD -- . ':!bench' 2>/dev/null || echo '+dirty')
@@ -101,14 +311,6 @@ envfor() {
 	echo "HOME=$h XDG_STATE_HOME=$h/.local/state XDG_CONFIG_HOME=$h/.config XDG_CACHE_HOME=$h/.cache UNISON=$h/.unison"
 }
 
-CAN_DROP=0
-if [[ $COLD == 1 ]]; then
-	if sync && echo 3 >/proc/sys/vm/drop_caches 2>/dev/null; then
-		CAN_DROP=1
-	else
-		say "cannot write /proc/sys/vm/drop_caches (not root?): cold-cache runs skipped"
-	fi
-fi
 drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 
 # timed HOME_DIR CMD...: runs CMD in HOME_DIR's environment, output to the
@@ -116,15 +318,14 @@ drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 timed() {
 	local h=$1
 	shift
-	local tf t0 t1 last
-	tf=$(mktemp)
+	local tf=$TIMEF t0 t1 last
+	settle
 	echo "### $(date -u +%T) $*" >>"$LOG"
 	t0=$(date +%s%N)
 	# shellcheck disable=SC2046 # envfor's words are meant to split
 	env $(envfor "$h") /usr/bin/time -f '%M %U %S' -o "$tf" "$@" >>"$LOG" 2>&1 && RC=0 || RC=$?
 	t1=$(date +%s%N)
 	last=$(tail -n 1 "$tf")
-	rm -f "$tf"
 	SECS=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
 	read -r RSS u s <<<"$last"
 	CPU=$(awk -v u="$u" -v s="$s" 'BEGIN { printf "%.2f", u + s }')
@@ -137,7 +338,7 @@ record() {
 	local note=$4 wire=${5:-}
 	[[ $RC == 0 ]] || note="exit $RC; $note"
 	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$SECS" "$CPU" "$RSS" "$note" "$wire" >>"$ROWS"
-	say "$(printf '%-34s %-9s %-5s %8ss  cpu %6ss  rss %7s KiB  %s %s' "$1" "$2" "$3" "$SECS" "$CPU" "$RSS" "${wire:+wire $wire B}" "$note")"
+	say "$(printf '%-38s %-11s %-5s %8ss  cpu %6ss  rss %7s KiB  %s %s' "$1" "$2" "$3" "$SECS" "$CPU" "$RSS" "${wire:+wire $wire B}" "$note")"
 }
 
 # sync_cmd TOOL A B: the command line that syncs local roots A and B.
@@ -146,6 +347,7 @@ sync_cmd() {
 	concord) echo "$CONCORD sync --batch $2 $3" ;;
 	unison) echo "unison $2 $3 -batch -auto -fastcheck true -times -terse -ui text -confirmbigdel=false" ;;
 	rsync) echo "rsync -a $2/ $3/" ;;
+	rsync-fsync) echo "rsync -a --fsync $2/ $3/" ;;
 	cp) echo "cp -a $2/. $3/" ;;
 	cp+sync) echo "sh -c 'cp -a $2/. $3/ && sync'" ;;
 	esac
@@ -156,33 +358,32 @@ count_files() { find "$1" -type f | wc -l; }
 SRC=$BENCH_DIR/src-$N-$DIRS
 if [[ ! -f $SRC.ok ]]; then
 	say "generating $N files in $DIRS directories into $SRC"
-	rm -rf "$SRC"
+	discard "$SRC"
 	"$GENTREE" tree -n "$N" -dirs "$DIRS" "$SRC"
 	touch "$SRC.ok"
 fi
 
 : >"$ROWS"
+[[ $RSYNC_FSYNC == 1 ]] || ! has_tool rsync ||
+	echo "rsync-fsync: $(rsync --version | head -n 1 | sed 's/  */ /g') has no --fsync (3.2.4 and later have it); the rsync --fsync rows are left out" >>"$ROWS.notes"
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---------------------------------------------------------------- local
 
 if [[ $LOCAL == 1 ]]; then
 	W=$BENCH_DIR/local
-	rm -rf "$W"
+	discard "$W"
 	mkdir -p "$W"
-	local_tools=()
-	for t in concord unison rsync cp; do has_tool "$t" && local_tools+=("$t"); done
-	first_tools=("${local_tools[@]}")
-	has_tool cp && first_tools+=("cp+sync")
 	for t in "${first_tools[@]}"; do
 		say "copying the source tree for $t"
 		mkdir -p "$W/$t"
 		cp -a "$SRC" "$W/$t/a"
 	done
 
-	# reset TOOL: an empty replica b and a fresh HOME (no archive).
+	# reset TOOL: an empty replica b and a fresh HOME (no archive); the old
+	# ones go to the trash.
 	reset() {
-		rm -rf "$W/$1/b" "$W/$1/home"
+		discard "$W/$1/b" "$W/$1/home"
 		mkdir -p "$W/$1/b" "$W/$1/home"
 	}
 
@@ -210,8 +411,6 @@ if [[ $LOCAL == 1 ]]; then
 
 	# (b) nothing changed. One untimed run first warms the cache that the
 	# cold run of (a) left half empty.
-	b_tools=()
-	for t in concord unison rsync; do has_tool "$t" && b_tools+=("$t"); done
 	for t in "${b_tools[@]}"; do
 		timed "$W/$t/home" bash -c "$(sync_cmd "$t" "$W/$t/a" "$W/$t/b")"
 	done
@@ -248,7 +447,7 @@ if [[ $LOCAL == 1 ]]; then
 			record "(c) after edits" "$t" warm "$note"
 		done
 	done
-	[[ $KEEP == 1 ]] || rm -rf "$W"
+	[[ $KEEP == 1 ]] || discard "$W"
 fi
 
 # ---------------------------------------------------------------- remote
@@ -258,28 +457,13 @@ fi
 # the traffic).
 lo_bytes() { awk -F'[: ]+' '$2 == "lo" { printf "%.0f\n", $3 + $11 }' /proc/net/dev; }
 
-SSHD_PID=""
-RELAY_PID=""
-stop_sshd() {
-	local p
-	for p in "$RELAY_PID" "$SSHD_PID"; do
-		if [[ -n $p ]]; then
-			kill "$p" 2>/dev/null || true
-			wait "$p" 2>/dev/null || true
-		fi
-	done
-	SSHD_PID=""
-	RELAY_PID=""
-}
-trap stop_sshd EXIT
-
 # start_sshd DIR: a throwaway sshd on 127.0.0.1 with its own host key,
 # accepting only DIR/id_ed25519, behind a tcpcount relay that counts the
 # bytes of each connection into DIR/wire.log. Sets PORT (the relay's port,
 # the one clients use), RHOME, KEY and KNOWN.
 start_sshd() {
 	local d=$1 attempt
-	rm -rf "$d"
+	discard "$d"
 	mkdir -p "$d/home"
 	RHOME=$d/home
 	ssh-keygen -q -t ed25519 -N '' -f "$d/host_key"
@@ -365,6 +549,7 @@ remote_cmd() {
 	concord) echo "$CONCORD sync --batch $2 ssh://127.0.0.1:$PORT$3" ;;
 	unison) echo "unison $2 ssh://$(id -un)@127.0.0.1/$3 -sshargs '$sshargs' -batch -auto -fastcheck true -times -terse -ui text -confirmbigdel=false" ;;
 	rsync) echo "rsync -a -e 'ssh $sshargs' $2/ 127.0.0.1:$3/" ;;
+	rsync-fsync) echo "rsync -a --fsync -e 'ssh $sshargs' $2/ 127.0.0.1:$3/" ;;
 	esac
 }
 
@@ -394,12 +579,10 @@ timed_remote() {
 
 if [[ $REMOTE == 1 ]]; then
 	RW=$BENCH_DIR/remote
-	rm -rf "$RW"
+	discard "$RW"
 	mkdir -p "$RW"
 	start_sshd "$RW/sshd"
 	say "sshd listening on 127.0.0.1:$SSHD_PORT behind the counting relay on port $PORT (log: $RW/sshd/sshd.log)"
-	remote_tools=()
-	for t in concord unison rsync; do has_tool "$t" && remote_tools+=("$t"); done
 	for t in "${remote_tools[@]}"; do client_home "$t"; done
 
 	if has_tool concord; then
@@ -416,11 +599,13 @@ if [[ $REMOTE == 1 ]]; then
 	fi
 	tools=()
 	for t in "${remote_tools[@]}"; do [[ -z $t ]] || tools+=("$t"); done
+	rb_tools=() # with nothing to write, rsync --fsync is plain rsync
+	for t in "${tools[@]}"; do [[ $t == rsync-fsync ]] || rb_tools+=("$t"); done
 
 	RSRC=$BENCH_DIR/src-$REMOTE_N-$DIRS
 	if [[ ! -f $RSRC.ok ]]; then
 		say "generating $REMOTE_N files for the remote cases"
-		rm -rf "$RSRC"
+		discard "$RSRC"
 		"$GENTREE" tree -n "$REMOTE_N" -dirs "$DIRS" "$RSRC"
 		touch "$RSRC.ok"
 	fi
@@ -436,11 +621,11 @@ if [[ $REMOTE == 1 ]]; then
 	done
 	# (b) nothing changed.
 	for rep in $(seq "$REPS"); do
-		for t in "${tools[@]}"; do
+		for t in "${rb_tools[@]}"; do
 			timed_remote "(rb) remote no change, $REMOTE_N files" "$t" "$(remote_cmd "$t" "$RW/$t/a" "$RW/$t/b")"
 		done
 	done
-	for t in "${tools[@]}"; do rm -rf "$RW/$t/a" "$RW/$t/b"; done
+	for t in "${tools[@]}"; do discard "$RW/$t/a" "$RW/$t/b"; done
 
 	# (c) one big file, 1,000 bytes changed in its middle.
 	BIG=$BENCH_DIR/big-$BIG_SIZE.bin
@@ -464,7 +649,7 @@ if [[ $REMOTE == 1 ]]; then
 		done
 	done
 	stop_sshd
-	[[ $KEEP == 1 ]] || rm -rf "$RW"
+	[[ $KEEP == 1 ]] || discard "$RW"
 fi
 
 # ---------------------------------------------------------------- report
@@ -490,13 +675,13 @@ table() {
 		if ($7 != "" && $8 == "" && index(notes[k], $7) == 0) notes[k] = notes[k] (notes[k] == "" ? "" : "; ") $7
 	}
 	END {
-		printf "%-36s %-8s %-5s %4s %9s %8s %8s %10s %11s  %s\n", "case", "tool", "cache", "runs", "median s", "min s", "cpu s", "peak RSS", "wire", "notes"
+		printf "%-38s %-11s %-5s %4s %9s %8s %8s %10s %11s  %s\n", "case", "tool", "cache", "runs", "median s", "min s", "cpu s", "peak RSS", "wire", "notes"
 		for (i = 1; i <= nk; i++) {
 			k = order[i]; split(k, p, SUBSEP)
 			m = median(secs[k]); c = median(cpu[k])
 			w = (k in wire) ? sprintf("%.0f", median(wire[k])) : ""
 			ws = w == "" ? "-" : (w + 0 >= 1048576 ? sprintf("%.1f MiB", w / 1048576) : sprintf("%.1f KiB", w / 1024))
-			printf "%-36s %-8s %-5s %4d %9.3f %8.3f %8.2f %7.1f MiB %11s  %s\n", p[1], p[2], p[3], runs[k], m, best[k], c, rss[k] / 1024, ws, notes[k]
+			printf "%-38s %-11s %-5s %4d %9.3f %8.3f %8.2f %7.1f MiB %11s  %s\n", p[1], p[2], p[3], runs[k], m, best[k], c, rss[k] / 1024, ws, notes[k]
 			print p[1] "\t" p[2] "\t" p[3] "\t" m "\t" w "\t" best[k] > "/dev/stderr"
 		}
 	}' "$ROWS" 2>"$ROWS.medians"
@@ -533,7 +718,7 @@ ratio() {
 {
 	echo "concord benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
 	echo "machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))," \
-		"$(free -g | awk '/Mem:/ { print $2 }') GiB RAM, $(df -T "$BENCH_DIR" | awk 'NR == 2 { print $2 }') at $BENCH_DIR;" \
+		"$(free -g | awk '/Mem:/ { print $2 }') GiB RAM, $FS_DESC at $BENCH_DIR;" \
 		"load average $LOAD_START at start, $LOAD_END at end"
 	echo "versions: concord $BUILT (built at the start), $(unison -version | head -n 1), $(rsync --version | head -n 1 | sed 's/  */ /g')"
 	echo "tree: N=$N files of 100 B to 4 KiB in DIRS=$DIRS directories; REPS=$REPS warm runs (median); cold = after drop_caches, one run"
@@ -544,11 +729,14 @@ ratio() {
 	ratio "(b) concord / unison, no change, cold" "(b)" concord unison cold 0.4
 	ratio "(a) concord / cp -a, first sync, warm" "(a)" concord cp warm 1.5
 	ratio "(a) concord / (cp -a + sync), first sync, warm" "(a)" concord cp+sync warm 1.5
+	ratio "(a) concord / rsync-fsync, first sync, warm" "(a)" concord rsync-fsync warm -
 	ratio "(a) concord / cp -a, first sync, cold" "(a)" concord cp cold 1.5
 	ratio "(c) concord / unison, after edits" "(c)" concord unison warm -
 	ratio "(ra) remote first sync: concord / rsync" "(ra)" concord rsync warm 1
+	ratio "(ra) remote first sync: concord / rsync-fsync" "(ra)" concord rsync-fsync warm -
 	ratio "(rb) remote no change: concord / unison" "(rb)" concord unison warm 0.4
 	ratio "(rc) remote big file: concord / rsync, time" "(rc)" concord rsync warm 1
+	ratio "(rc) remote big file: concord / rsync-fsync, time" "(rc)" concord rsync-fsync warm -
 	ratio "(rc) remote big file: concord / rsync, wire bytes" "(rc)" concord rsync warm 2 wire
 	[[ ! -s $ROWS.notes ]] || {
 		echo
@@ -558,6 +746,10 @@ ratio() {
 	echo "Seconds are wall-clock: the median and the fastest of the runs (on a busy"
 	echo "machine the fastest is the better estimate of a tool's own cost); cpu s is"
 	echo "the median user+sys of the timed process tree."
+	if want rsync-fsync; then
+		echo "rsync-fsync is rsync -a --fsync: like concord (and unlike rsync and cp) it"
+		echo "flushes every file it writes to disk."
+	fi
 	echo "Peak RSS: the largest single process of the client side (/usr/bin/time %M)."
 	echo "Remote notes: 'wire' is the SSH stream both ways (TCP payload) counted by"
 	echo "bench/tcpcount, a relay in front of sshd that every tool connects through;"
@@ -567,3 +759,7 @@ ratio() {
 	echo "Raw samples: $ROWS; tool output: $LOG"
 } | tee "$RESULTS"
 say "results written to $RESULTS"
+
+# Only now is anything deleted (see the top of this file).
+rm -f "$TIMEF"
+empty_trash
