@@ -223,6 +223,13 @@ func (d *DB) Apply(ctx context.Context, ups []Update) error {
 	if len(ups) == 0 {
 		return nil
 	}
+	for _, u := range ups {
+		if u.Entry != nil && u.Entry.Unhashed {
+			// The archive says what both sides agreed on, contents
+			// included; a file never read cannot be part of that.
+			return fmt.Errorf("archive %s: %s recorded without its hash (a bug in the caller)", d.path, state.Display(u.Path))
+		}
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	tx, err := d.db.BeginTx(ctx, nil)

@@ -15,6 +15,7 @@ import (
 	"github.com/concord-sync/concord/reconcile"
 	"github.com/concord-sync/concord/remote"
 	"github.com/concord-sync/concord/remote/local"
+	"github.com/zeebo/blake3"
 )
 
 // pair is two local roots with their own state directory.
@@ -769,4 +770,83 @@ func TestDryRun(t *testing.T) {
 		t.Errorf("real run after dry runs: propagated %d, exit %d; want 3, 0", res.Propagated, res.ExitCode())
 	}
 	sameTrees(t, p)
+}
+
+// TestNewFilesReadOnce checks how a first sync treats files the scans left
+// unread (new to their archive): the copy hashes them and both archives
+// record the right BLAKE3; where both sides created the same path the
+// engine asks for the hashes, so identical files are no conflict and different ones are a conflict with both hashes known.
+func TestNewFilesReadOnce(t *testing.T) {
+	p := newPair(t)
+	populate(p)
+	p.write(1, "same.txt", "identical")
+	p.write(2, "same.txt", "identical")
+	p.write(1, "differ.txt", "one's version")
+	p.write(2, "differ.txt", "two's version, longer")
+	ctx := context.Background()
+	s, err := engine.Prepare(ctx, p.config(), nil)
+	if err != nil {
+		t.Fatalf("Prepare: %v", err)
+	}
+	s1, s2 := s.ScanReplies()
+	if s1.Hashed != 0 || s2.Hashed != 0 {
+		t.Errorf("the first scans read %d and %d files; new files should be left unread", s1.Hashed, s2.Hashed)
+	}
+	var sawConflict bool
+	for _, it := range s.Plan().Items {
+		switch it.Path {
+		case "same.txt":
+			// Same contents: recorded, or only the newer mtime carried
+			// over; never a conflict.
+			if it.Action == reconcile.Conflict || it.One.Unhashed || it.Two.Unhashed || it.One.Hash != it.Two.Hash {
+				t.Errorf("same.txt: %v with %+v / %+v; want no conflict, both hashed", it.Action, it.One, it.Two)
+			}
+		case "differ.txt":
+			sawConflict = true
+			if it.Action != reconcile.Conflict || it.One.Unhashed || it.Two.Unhashed ||
+				it.One.Hash != blake3.Sum256([]byte("one's version")) || it.Two.Hash != blake3.Sum256([]byte("two's version, longer")) {
+				t.Errorf("differ.txt: %v with %+v / %+v; want a conflict with both hashes", it.Action, it.One, it.Two)
+			}
+		}
+	}
+	if !sawConflict {
+		t.Error("no plan item for differ.txt")
+	}
+	if _, err := s.Execute(ctx, nil); err != nil {
+		t.Fatalf("Execute: %v", err)
+	}
+	s.Close()
+	for side := 1; side <= 2; side++ {
+		db, err := archive.Open(p.archivePath(side), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		paths, entries, err := db.All(ctx)
+		db.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		files := 0
+		for i, e := range entries {
+			if e.Kind != state.File {
+				continue
+			}
+			files++
+			b, err := os.ReadFile(filepath.Join(p.root[side], filepath.FromSlash(paths[i])))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e.Unhashed || e.Hash != blake3.Sum256(b) {
+				t.Errorf("side %d archives %s with hash %x, its contents hash to %x", side, paths[i], e.Hash[:6], blake3.Sum256(b))
+			}
+		}
+		if files != 6 {
+			t.Errorf("side %d archives %d files, want 6 (differ.txt stays a conflict)", side, files)
+		}
+	}
+	// The next run reads nothing and has nothing to do but the conflict.
+	res := p.sync(p.config())
+	if res.Propagated != 0 {
+		t.Errorf("second run propagated %d items: %q", res.Propagated, outcomes(res))
+	}
 }

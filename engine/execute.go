@@ -424,6 +424,12 @@ func (x *executor) put(t *tracker, S, D reconcile.Side, p string, src, dst *stat
 	ent, err := x.transfer(S, D, p, src, dst)
 	if err == nil {
 		x.commit(D, p, ent)
+		if src.Unhashed {
+			// The scan did not read the new file; the destination
+			// hashed what it received, which is what the source held.
+			src = src.Clone()
+			src.Hash, src.Unhashed = ent.Hash, false
+		}
 		x.commit(S, p, src)
 	}
 	x.mu.Lock()
@@ -442,7 +448,7 @@ func isLocal(ep remote.Endpoint) bool {
 func (x *executor) transfer(S, D reconcile.Side, p string, src, dst *state.Entry) (*state.Entry, error) {
 	from, to := x.s.ep[S], x.s.ep[D]
 	op := remote.Op{Kind: remote.OpPut, Path: p, Expect: dst, New: src}
-	if dst != nil && dst.Kind == state.File && dst.Size >= deltaThreshold && src.Size >= deltaThreshold && !(isLocal(from) && isLocal(to)) {
+	if dst != nil && dst.Kind == state.File && !src.Unhashed && dst.Size >= deltaThreshold && src.Size >= deltaThreshold && !(isLocal(from) && isLocal(to)) {
 		if ent, err, ok := x.deltaTransfer(from, to, op); ok {
 			return ent, err
 		}

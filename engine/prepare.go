@@ -322,7 +322,52 @@ func (s *Session) inputs(ctx context.Context) ([]reconcile.Path, error) {
 		}
 		out = append(out, in)
 	}
+	if err := s.hashShared(ctx, out); err != nil {
+		return nil, err
+	}
 	return out, nil
+}
+
+// hashShared asks each side for the hash of the files its scan left unread
+// (new to its archive) where the other side has something at the same
+// path: there the reconciler compares contents (both sides created the
+// same file?) and a conflict report shows both hashes. Files only one side
+// has are hashed by the copy that reads them anyway.
+func (s *Session) hashShared(ctx context.Context, in []reconcile.Path) error {
+	return both(func(i int) error {
+		var paths []string
+		var idx []int
+		for k := range in {
+			mine, other := in[k].One, in[k].Two
+			if i == 2 {
+				mine, other = other, mine
+			}
+			if mine != nil && mine.Unhashed && other != nil {
+				paths = append(paths, in[k].Path)
+				idx = append(idx, k)
+			}
+		}
+		if len(paths) == 0 {
+			return nil
+		}
+		es, err := s.ep[i].Stat(ctx, paths)
+		if err != nil {
+			return asFatal(err)
+		}
+		if len(es) != len(paths) {
+			return Fatal("stat on side %d returned %d entries for %d paths", i, len(es), len(paths))
+		}
+		for j, k := range idx {
+			// The file may have changed or gone since the scan: what
+			// Stat saw now is what the plan works from.
+			if i == 1 {
+				in[k].One = es[j]
+			} else {
+				in[k].Two = es[j]
+			}
+		}
+		return nil
+	})
 }
 
 // guardDeletes refuses a plan that deletes more than --max-delete allows.

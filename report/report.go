@@ -117,7 +117,9 @@ func NewSide(e *state.Entry) *Side {
 	switch e.Kind {
 	case state.File:
 		s.Size = e.Size
-		s.Hash = hex.EncodeToString(e.Hash[:])
+		if !e.Unhashed {
+			s.Hash = hex.EncodeToString(e.Hash[:])
+		}
 	case state.Symlink:
 		s.Target = e.Target
 		if e.Hash != [32]byte{} {

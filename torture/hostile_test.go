@@ -38,6 +38,18 @@ func (v *evilEP) Scan(ctx context.Context, req remote.ScanRequest, progress func
 	if err != nil {
 		return r, err
 	}
+	// A lie is told about a file whose hash the scan claims: new files
+	// are reported unread (without a hash) by an honest scan, so claim
+	// one for them, as a peer may.
+	for i, c := range r.Changes {
+		if _, ok := v.lies[c.Path]; ok && c.New != nil && c.New.Unhashed {
+			es, err := v.Endpoint.Stat(ctx, []string{c.Path})
+			if err != nil {
+				return r, err
+			}
+			r.Changes[i].New = es[0]
+		}
+	}
 	r.Changes = append(r.Changes, v.extra...)
 	sort.Slice(r.Changes, func(i, j int) bool { return state.ComparePaths(r.Changes[i].Path, r.Changes[j].Path) < 0 })
 	return r, nil

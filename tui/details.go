@@ -190,6 +190,9 @@ func (d *details) render() {
 		if e.Kind == state.Dir {
 			return "-"
 		}
+		if e.Unhashed {
+			return "not read"
+		}
 		return hex.EncodeToString(e.Hash[:6])
 	})
 	if isLink(it.One) || isLink(it.Two) || isLink(it.Base) {

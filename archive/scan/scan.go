@@ -43,6 +43,10 @@ type Options struct {
 	Progress func(remote.ScanProgress)
 	// All reports every path, changed or not (used to list a subtree).
 	All bool
+	// LazyNew leaves files the archive does not record unread: they are
+	// reported with state.Entry.Unhashed set. A first sync then reads each
+	// file once, to copy it, instead of twice.
+	LazyNew bool
 }
 
 // Result is what a scan found.
@@ -453,6 +457,11 @@ func (s *scanner) handleName(dirfd int, dirPath string, components []string, nam
 	case state.File:
 		if old != nil && old.Kind == state.File && state.StatSame(old, cur) {
 			cur.Hash = old.Hash
+			s.record(p, cur, old)
+			return
+		}
+		if old == nil && s.opts.LazyNew {
+			cur.Unhashed = true
 			s.record(p, cur, old)
 			return
 		}

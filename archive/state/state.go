@@ -59,6 +59,13 @@ type Entry struct {
 	// file. They are local to one host and never compared across sides.
 	Ino   uint64
 	CTime int64
+	// Unhashed marks a file whose contents were not read, so Hash is
+	// unknown. A scan leaves new files (ones its archive does not record)
+	// unread: their hash matters only where the other side has the same
+	// path, and then the engine asks for it; otherwise the copy computes
+	// it while the file is read anyway. Unhashed entries are never
+	// archived, and never have the same content as anything.
+	Unhashed bool
 }
 
 // Clone returns a copy of e (nil for nil).
@@ -85,7 +92,7 @@ func SameContent(a, b *Entry) bool {
 	}
 	switch a.Kind {
 	case File:
-		return a.Size == b.Size && a.Hash == b.Hash
+		return a.Size == b.Size && a.Hash == b.Hash && !a.Unhashed && !b.Unhashed
 	case Symlink:
 		return a.Target == b.Target
 	}

@@ -210,8 +210,16 @@ func (e *Endpoint) put(ctx context.Context, dirfd int, op remote.Op, content io.
 	e.testKill("put")
 	var sum [32]byte
 	h.Sum(sum[:0])
-	if n != op.New.Size || sum != op.New.Hash {
+	// A file sent unhashed (new, not read by the scan) gets the hash of
+	// what was written; the reader checked the source's stat data at the
+	// end, so these are the contents the scan saw.
+	if n != op.New.Size || (!op.New.Unhashed && sum != op.New.Hash) {
 		return nil, changedErr(op.Path, "the source changed while it was copied")
+	}
+	want := op.New
+	if want.Unhashed || want.Hash != sum {
+		want = want.Clone()
+		want.Hash, want.Unhashed = sum, false
 	}
 	if err := unix.Fchmod(fd, op.New.Mode&state.PermMask); err != nil {
 		return nil, pathErr("chmod", op.Path, err)
@@ -239,7 +247,7 @@ func (e *Endpoint) put(ctx context.Context, dirfd int, op remote.Op, content io.
 		switch {
 		case err == nil:
 			ok = true
-			return e.installed(dirfd, op.Path, op.New)
+			return e.installed(dirfd, op.Path, want)
 		case errors.Is(err, unix.EEXIST):
 			// Say what is there (a FIFO the scan skipped, a new file).
 			if err := e.recheck(dirfd, op.Path, nil); err != nil {
@@ -262,7 +270,7 @@ func (e *Endpoint) put(ctx context.Context, dirfd int, op remote.Op, content io.
 		return nil, pathErr("rename into place", op.Path, err)
 	}
 	ok = true
-	return e.installed(dirfd, op.Path, op.New)
+	return e.installed(dirfd, op.Path, want)
 }
 
 // errWrite marks a failure to write the destination (as opposed to one

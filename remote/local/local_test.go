@@ -101,7 +101,19 @@ func (f *fixture) commitScan() remote.ScanReply {
 	}
 	var recs []remote.Record
 	for _, c := range rep.Changes {
-		recs = append(recs, remote.Record{Path: c.Path, Entry: c.New})
+		e := c.New
+		if e != nil && e.Unhashed {
+			// New files are left unread by the scan; the archive
+			// takes only hashed entries, as the engine gives it.
+			if c.Old != nil {
+				f.t.Fatalf("Scan left %s unread though the archive records it", c.Path)
+			}
+			e = f.entry(c.Path)
+			if e == nil || e.Unhashed || e.Hash != blake3.Sum256([]byte(f.read(c.Path))) {
+				f.t.Fatalf("Stat(%s) = %+v after the scan left it unread", c.Path, e)
+			}
+		}
+		recs = append(recs, remote.Record{Path: c.Path, Entry: e})
 	}
 	if err := f.e.Commit(ctx, recs); err != nil {
 		f.t.Fatalf("Commit: %v", err)

@@ -31,8 +31,12 @@ func toWire(e *state.Entry) *wEntry {
 	if e == nil {
 		return nil
 	}
-	return &wEntry{Kind: uint8(e.Kind), Mode: e.Mode, Size: e.Size, MTime: e.MTime, Hash: e.Hash[:],
+	w := &wEntry{Kind: uint8(e.Kind), Mode: e.Mode, Size: e.Size, MTime: e.MTime, Hash: e.Hash[:],
 		Target: e.Target, Ino: e.Ino, CTime: e.CTime}
+	if e.Unhashed {
+		w.Hash = []byte{} // a file not read: its hash is unknown
+	}
+	return w
 }
 
 // fromWire converts and checks an entry received from the peer.
@@ -47,11 +51,15 @@ func fromWire(w *wEntry) (*state.Entry, error) {
 	if w.Size < 0 {
 		return nil, fmt.Errorf("%w: entry of negative size %d", ErrProtocol, w.Size)
 	}
-	if len(w.Hash) != 32 {
+	e := &state.Entry{Kind: k, Mode: w.Mode, Size: w.Size, MTime: w.MTime, Target: w.Target, Ino: w.Ino, CTime: w.CTime}
+	switch {
+	case len(w.Hash) == 32:
+		copy(e.Hash[:], w.Hash)
+	case len(w.Hash) == 0 && k == state.File:
+		e.Unhashed = true
+	default:
 		return nil, fmt.Errorf("%w: entry hash of %d bytes", ErrProtocol, len(w.Hash))
 	}
-	e := &state.Entry{Kind: k, Mode: w.Mode, Size: w.Size, MTime: w.MTime, Target: w.Target, Ino: w.Ino, CTime: w.CTime}
-	copy(e.Hash[:], w.Hash)
 	return e, nil
 }
 
