@@ -26,6 +26,12 @@ import (
 // between scan and propagation.
 const HookEnv = "CONCORD_TEST_HOOK_BEFORE_PROPAGATE"
 
+// workers is how many file transfers run at once. Each waits for its
+// file's flush to disk at the destination, which many files share, so more
+// transfers in flight make bigger, fewer flushes; over a link they also
+// keep it busy.
+const workers = 256
+
 // deltaThreshold is the smallest destination file for which a delta
 // transfer is tried on a remote link.
 const deltaThreshold = 64 << 10
@@ -60,9 +66,11 @@ type executor struct {
 	outcomes []Outcome
 	res      *Result
 
-	commitMu  sync.Mutex
+	commitMu  sync.Mutex // guards pending and commitErr
 	pending   [3][]remote.Record
 	commitErr error
+	flushMu   sync.Mutex    // held while the archives write
+	kick      chan struct{} // wakes the committer early
 
 	jobs    chan func()
 	workers sync.WaitGroup
@@ -112,7 +120,7 @@ func (s *Session) Execute(ctx context.Context, progress func(Progress)) (*Result
 		x.jobs = make(chan func())
 		// Many transfers in flight keep the link busy and let many small
 		// files share one flush to disk at the destination.
-		for i := 0; i < 128; i++ {
+		for i := 0; i < workers; i++ {
 			x.workers.Add(1)
 			go func() {
 				defer x.workers.Done()
@@ -176,8 +184,8 @@ func (s *Session) Execute(ctx context.Context, progress func(Progress)) (*Result
 	}
 	x.report(true)
 	s.finishHistory(ctx, hist, runID, x.res)
-	if x.commitErr != nil {
-		return x.res, fmt.Errorf("record the run in the archives: %w", x.commitErr)
+	if err := x.commitError(); err != nil {
+		return x.res, fmt.Errorf("record the run in the archives: %w", err)
 	}
 	if f := x.fatalErr(); f != nil {
 		return x.res, fmt.Errorf("stopped: %w; what was done is recorded, the next run goes on from there", f)
@@ -528,30 +536,69 @@ func (x *executor) finishDirs() {
 func (x *executor) commit(side reconcile.Side, p string, e *state.Entry) {
 	x.commitMu.Lock()
 	x.pending[side] = append(x.pending[side], remote.Record{Path: p, Entry: e})
-	full := len(x.pending[side]) >= 512
+	n := len(x.pending[side])
 	x.commitMu.Unlock()
-	if full {
+	switch {
+	case n >= maxPending:
+		// The archives fall behind: wait for them rather than hold
+		// ever more records in memory.
 		x.flush()
+	case n >= commitBatch:
+		select {
+		case x.kick <- struct{}{}:
+		default:
+		}
 	}
 }
 
+// commitBatch is how many queued records wake the committer before its
+// next tick; maxPending is how many make a worker wait for a commit.
+const (
+	commitBatch = 512
+	maxPending  = 32 * commitBatch
+)
+
+// flush commits the queued records, both sides at once. Workers keep
+// queueing meanwhile: only flushMu is held while the archives write (a
+// first sync of 20,000 files stalled every worker for each commit when
+// the queue's lock was held throughout).
 func (x *executor) flush() {
+	x.flushMu.Lock()
+	defer x.flushMu.Unlock()
 	x.commitMu.Lock()
-	defer x.commitMu.Unlock()
+	recs := x.pending
+	x.pending = [3][]remote.Record{}
+	x.commitMu.Unlock()
+	var errs [3]error
+	var wg sync.WaitGroup
 	for side := 1; side <= 2; side++ {
-		recs := x.pending[side]
-		if len(recs) == 0 {
+		if len(recs[side]) == 0 {
 			continue
 		}
-		x.pending[side] = nil
-		// Commit even when the run was interrupted: these items landed.
-		if err := x.s.ep[side].Commit(context.WithoutCancel(x.ctx), recs); err != nil && x.commitErr == nil {
+		wg.Go(func() {
+			// Commit even when the run was interrupted: these items
+			// landed.
+			errs[side] = x.s.ep[side].Commit(context.WithoutCancel(x.ctx), recs[side])
+		})
+	}
+	wg.Wait()
+	x.commitMu.Lock()
+	defer x.commitMu.Unlock()
+	for _, err := range errs {
+		if err != nil && x.commitErr == nil {
 			x.commitErr = err
 		}
 	}
 }
 
+func (x *executor) commitError() error {
+	x.commitMu.Lock()
+	defer x.commitMu.Unlock()
+	return x.commitErr
+}
+
 func (x *executor) startCommitter() func() {
+	x.kick = make(chan struct{}, 1)
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
@@ -564,6 +611,8 @@ func (x *executor) startCommitter() func() {
 				x.flush()
 				return
 			case <-t.C:
+				x.flush()
+			case <-x.kick:
 				x.flush()
 			}
 		}

@@ -334,40 +334,44 @@ func (s *Session) inputs(ctx context.Context) ([]reconcile.Path, error) {
 // same file?) and a conflict report shows both hashes. Files only one side
 // has are hashed by the copy that reads them anyway.
 func (s *Session) hashShared(ctx context.Context, in []reconcile.Path) error {
-	return both(func(i int) error {
-		var paths []string
-		var idx []int
-		for k := range in {
-			mine, other := in[k].One, in[k].Two
-			if i == 2 {
-				mine, other = other, mine
-			}
-			if mine != nil && mine.Unhashed && other != nil {
-				paths = append(paths, in[k].Path)
-				idx = append(idx, k)
-			}
+	var paths [3][]string
+	var idx [3][]int
+	for k := range in {
+		one, two := in[k].One, in[k].Two
+		if one != nil && one.Unhashed && two != nil {
+			paths[1], idx[1] = append(paths[1], in[k].Path), append(idx[1], k)
 		}
-		if len(paths) == 0 {
+		if two != nil && two.Unhashed && one != nil {
+			paths[2], idx[2] = append(paths[2], in[k].Path), append(idx[2], k)
+		}
+	}
+	var got [3][]*state.Entry
+	err := both(func(i int) error {
+		if len(paths[i]) == 0 {
 			return nil
 		}
-		es, err := s.ep[i].Stat(ctx, paths)
+		es, err := s.ep[i].Stat(ctx, paths[i])
 		if err != nil {
 			return asFatal(err)
 		}
-		if len(es) != len(paths) {
-			return Fatal("stat on side %d returned %d entries for %d paths", i, len(es), len(paths))
+		if len(es) != len(paths[i]) {
+			return Fatal("stat on side %d returned %d entries for %d paths", i, len(es), len(paths[i]))
 		}
-		for j, k := range idx {
-			// The file may have changed or gone since the scan: what
-			// Stat saw now is what the plan works from.
-			if i == 1 {
-				in[k].One = es[j]
-			} else {
-				in[k].Two = es[j]
-			}
-		}
+		got[i] = es
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	// The file may have changed or gone since the scan: what Stat saw
+	// now is what the plan works from.
+	for j, k := range idx[1] {
+		in[k].One = got[1][j]
+	}
+	for j, k := range idx[2] {
+		in[k].Two = got[2][j]
+	}
+	return nil
 }
 
 // guardDeletes refuses a plan that deletes more than --max-delete allows.
