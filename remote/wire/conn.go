@@ -25,6 +25,9 @@ type conn struct {
 	done    chan struct{} // closed when the connection is broken
 	errOnce sync.Once
 	err     error
+	// wrapWrite, if set, wraps the error of a failed write before it
+	// breaks the connection (the client marks it fatal).
+	wrapWrite func(error) error
 
 	mu      sync.Mutex
 	streams map[uint64]*stream
@@ -50,6 +53,15 @@ func (c *conn) fail(err error) {
 	})
 }
 
+// failWrite breaks the connection after a failed write.
+func (c *conn) failWrite(err error) {
+	err = fmt.Errorf("write to peer: %w", err)
+	if c.wrapWrite != nil {
+		err = c.wrapWrite(err)
+	}
+	c.fail(err)
+}
+
 // broken returns the error that broke the connection.
 func (c *conn) broken() error {
 	<-c.done
@@ -61,7 +73,7 @@ func (c *conn) writeLoop() {
 	defer close(c.writerDone)
 	write := func(b []byte) bool {
 		if _, err := c.bw.Write(b); err != nil {
-			c.fail(fmt.Errorf("write to peer: %w", err))
+			c.failWrite(err)
 			return false
 		}
 		return true
@@ -84,7 +96,7 @@ func (c *conn) writeLoop() {
 				}
 			}
 			if err := c.bw.Flush(); err != nil {
-				c.fail(fmt.Errorf("write to peer: %w", err))
+				c.failWrite(err)
 				return
 			}
 		case <-c.quit:
@@ -96,7 +108,7 @@ func (c *conn) writeLoop() {
 					}
 				default:
 					if err := c.bw.Flush(); err != nil {
-						c.fail(fmt.Errorf("write to peer: %w", err))
+						c.failWrite(err)
 					}
 					return
 				}

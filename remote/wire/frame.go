@@ -88,7 +88,8 @@ type frame struct {
 	ID   uint64
 	// Body is the CBOR of the message's own structure (nil: none).
 	Body cbor.RawMessage
-	// Data is a chunk of a byte stream (tData only).
+	// Data is a chunk of a byte stream (tData), or a small file's whole
+	// contents (tApply with wOp.Inline).
 	Data []byte
 }
 
@@ -238,7 +239,7 @@ func decodeFrame(payload []byte, compressed bool) (*frame, error) {
 	if err := decMode.Unmarshal(payload, f); err != nil {
 		return nil, fmt.Errorf("%w: bad frame: %v", ErrProtocol, err)
 	}
-	if len(f.Data) > 0 && f.Type != tData {
+	if len(f.Data) > 0 && f.Type != tData && f.Type != tApply {
 		return nil, fmt.Errorf("%w: %s frame carrying data", ErrProtocol, f.Type)
 	}
 	if len(f.Data) > ChunkSize {

@@ -150,8 +150,12 @@ func TestWireConstants(t *testing.T) {
 			t.Errorf("%s = %d, documented as %d", tt.t, tt.t, tt.want)
 		}
 	}
-	if MaxFrame != 4<<20 || ChunkSize != 256<<10 || window != 4 || maxBatchItems != 4096 {
+	if MaxFrame != 4<<20 || ChunkSize != 256<<10 || window != 4 || maxBatchItems != 4096 ||
+		maxInflight != 256 || maxBigInflight != 16 || serverInflight != 1024 {
 		t.Error("a documented limit changed")
+	}
+	if maxInflight > serverInflight {
+		t.Errorf("clients may send %d requests at once, servers run %d", maxInflight, serverInflight)
 	}
 	classes := []error{remote.ErrFatal, remote.ErrLocked, remote.ErrChanged, remote.ErrUnsafePath, context.Canceled, context.DeadlineExceeded}
 	for i, c := range classes {

@@ -365,6 +365,14 @@ func TestServerRefusesProtocolBreaks(t *testing.T) {
 				w.Write(b)
 			}
 		}},
+		{"more requests at once than the server runs", func(w io.Writer) {
+			for id := uint64(1); id <= serverInflight+1; id++ {
+				b, _ := encodeFrame(&frame{Type: tApply, ID: id, Body: mustBody(&wOp{Kind: uint8(remote.OpPut), Path: "slow"})}, false)
+				if _, err := w.Write(b); err != nil {
+					return
+				}
+			}
+		}},
 		{"request id reused", func(w io.Writer) {
 			b, _ := encodeFrame(&frame{Type: tApply, ID: 1, Body: mustBody(&wOp{Kind: uint8(remote.OpPut), Path: "slow"})}, false)
 			w.Write(b)

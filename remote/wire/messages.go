@@ -165,6 +165,9 @@ type wOp struct {
 	Expect *wEntry
 	New    *wEntry
 	Delta  bool
+	// Inline marks a put whose whole contents are the request frame's
+	// data (a small file), with no byte stream after it.
+	Inline bool
 }
 
 type wApplyReply struct {

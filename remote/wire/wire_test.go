@@ -525,6 +525,43 @@ func TestApplyStreamsContent(t *testing.T) {
 	}
 }
 
+// TestApplySmallFilesInline checks puts of small files, whose contents
+// travel in the request frame: every size up to the limit arrives whole,
+// and a source that turns out shorter or longer than its entry, or fails,
+// installs nothing.
+func TestApplySmallFilesInline(t *testing.T) {
+	ctx := context.Background()
+	ep := newFake()
+	cl, _ := pair(t, ep)
+	for _, size := range []int{0, 1, 4095, inlineMax - 1, inlineMax, inlineMax + 1} {
+		content := randBytes(uint64(size), size)
+		p := fmt.Sprintf("f%d", size)
+		if _, err := cl.Apply(ctx, remote.Op{Kind: remote.OpPut, Path: p, New: fileEntry(content)}, bytes.NewReader(content)); err != nil {
+			t.Fatalf("put of %d bytes: %v", size, err)
+		}
+		if got := ep.content(p); !bytes.Equal(got, content) {
+			t.Fatalf("put of %d bytes installed %d bytes", size, len(got))
+		}
+	}
+	content := []byte("twelve bytes")
+	for name, src := range map[string]io.Reader{
+		"shorter": bytes.NewReader(content[:5]),
+		"longer":  bytes.NewReader(append(content, "and more"...)),
+		"failing": io.MultiReader(bytes.NewReader(content[:3]), &errReader{fmt.Errorf("source: %w", remote.ErrChanged)}),
+	} {
+		_, err := cl.Apply(ctx, remote.Op{Kind: remote.OpPut, Path: name, New: fileEntry(content)}, src)
+		if !errors.Is(err, remote.ErrChanged) {
+			t.Errorf("%s source: Apply = %v, want ErrChanged", name, err)
+		}
+		if ep.content(name) != nil {
+			t.Errorf("%s source: a file was installed", name)
+		}
+	}
+	if _, err := cl.Hello(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
 type countingReader struct {
 	r io.Reader
 	n int64
