@@ -166,7 +166,7 @@ func (e *Endpoint) put(ctx context.Context, dirfd int, op remote.Op, content io.
 	if err != nil {
 		return nil, pathErr("create temporary file for", op.Path, err)
 	}
-	f := scan.RawFile(fd)
+	f := &earlyWriteback{f: scan.RawFile(fd)}
 	open, ok, flushed := true, false, false
 	g := e.flusher()
 	g.begin()
@@ -273,6 +273,32 @@ func (e *Endpoint) put(ctx context.Context, dirfd int, op remote.Op, content io.
 	return e.installed(dirfd, op.Path, want)
 }
 
+// earlyWriteback writes a file and starts its write-back to disk every
+// writebackEvery bytes (sync_file_range(2), SYNC_FILE_RANGE_WRITE), so that a
+// large file is mostly on disk by the time the flush before its rename
+// comes: the disk works while the rest is still arriving. Small files never
+// reach the threshold and cost nothing more.
+type earlyWriteback struct {
+	f       scan.RawFile
+	off     int64 // bytes written
+	started int64 // bytes whose write-back was started
+}
+
+const writebackEvery = 8 << 20
+
+func (w *earlyWriteback) Write(b []byte) (int, error) {
+	n, err := w.f.Write(b)
+	w.off += int64(n)
+	if err == nil && w.off-w.started >= writebackEvery {
+		// Advice only: an error here shows again at the flush.
+		unix.SyncFileRange(int(w.f), w.started, w.off-w.started, unix.SYNC_FILE_RANGE_WRITE)
+		w.started = w.off
+	}
+	return n, err
+}
+
+func (w *earlyWriteback) Close() error { return w.f.Close() }
+
 // errWrite marks a failure to write the destination (as opposed to one
 // reading the contents).
 var errWrite = errors.New("write")
@@ -280,7 +306,7 @@ var errWrite = errors.New("write")
 // copyHashed copies content to f and h through a pooled buffer and returns
 // the number of bytes copied. A write error wraps errWrite; a read error is
 // returned as the reader gave it (the source changed, the link dropped).
-func copyHashed(f scan.RawFile, h *blake3.Hasher, content io.Reader) (int64, error) {
+func copyHashed(f io.Writer, h *blake3.Hasher, content io.Reader) (int64, error) {
 	buf := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(buf)
 	var n int64
