@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/concord-sync/concord/archive/state"
@@ -410,4 +411,50 @@ type slowApplyEP struct{ *fakeEP }
 func (s *slowApplyEP) Apply(ctx context.Context, op remote.Op, content io.Reader) (*state.Entry, error) {
 	<-ctx.Done()
 	return nil, ctx.Err()
+}
+
+// TestServerRefusesMisplacedInlineData sends apply requests whose frame
+// data the protocol does not allow: contents on an apply not marked
+// inline, and inline contents on an operation that is not a plain put.
+// Each is refused with an error reply and nothing is applied.
+func TestServerRefusesMisplacedInlineData(t *testing.T) {
+	tests := []struct {
+		name string
+		op   wOp
+	}{
+		{"data without the inline flag", wOp{Kind: uint8(remote.OpPut), Path: "f", New: toWire(fileEntry([]byte("abc")))}},
+		{"inline mkdir", wOp{Kind: uint8(remote.OpMkdir), Path: "d", New: toWire(&state.Entry{Kind: state.Dir, Mode: 0o755}), Inline: true}},
+		{"inline delta", wOp{Kind: uint8(remote.OpPut), Path: "f", New: toWire(fileEntry([]byte("abc"))), Delta: true, Inline: true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ep := newFake()
+			a, b := net.Pipe()
+			defer a.Close()
+			go func() { Serve(context.Background(), b, ep); b.Close() }()
+			setup, _ := encodeFrame(&frame{Type: tSetup, Body: mustBody(&wSetup{})}, false)
+			go func() {
+				a.Write(append(hello(), setup...))
+				req, _ := encodeFrame(&frame{Type: tApply, ID: 1, Body: mustBody(&tt.op), Data: []byte("abc")}, false)
+				a.Write(req)
+			}()
+			br := bufio.NewReader(a)
+			if err := readServerHello(br); err != nil {
+				t.Fatal(err)
+			}
+			f, err := readFrame(br)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.Type != tError || f.ID != 1 {
+				t.Fatalf("the server answered %s for request %d, want an error for request 1", f.Type, f.ID)
+			}
+			if err := decodeError(f); !errors.Is(err, ErrProtocol) && !strings.Contains(err.Error(), "inline") {
+				t.Errorf("error %v does not say what was wrong", err)
+			}
+			if ep.content("f") != nil {
+				t.Error("a file was installed")
+			}
+		})
+	}
 }
