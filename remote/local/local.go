@@ -7,9 +7,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
@@ -302,32 +304,97 @@ func (e *Endpoint) ArchiveList(ctx context.Context, fn func(string, *state.Entry
 
 // Stat returns the current state of each path.
 func (e *Endpoint) Stat(ctx context.Context, paths []string) ([]*state.Entry, error) {
-	out := make([]*state.Entry, len(paths))
-	buf := make([]byte, 256<<10)
-	for i, p := range paths {
+	for _, p := range paths {
 		if err := state.ValidatePath(p); err != nil {
 			return nil, fmt.Errorf("%w: %v", remote.ErrUnsafePath, err)
 		}
-		ent, err := e.current(ctx, p, buf)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = ent
+	}
+	out := make([]*state.Entry, len(paths))
+	// Files new to the archive are hashed here when the other side has
+	// them too (a first sync between two copies of a tree hashes every
+	// file this way): on all cores, as the scan does, each worker taking a
+	// run of consecutive paths so that a directory is opened once for all
+	// of its files.
+	const run = 64
+	runs := (len(paths) + run - 1) / run
+	var next atomic.Int64
+	var firstErr error
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for range max(min(runtime.NumCPU(), runs), 1) {
+		wg.Go(func() {
+			buf := make([]byte, 256<<10)
+			d := &dirCache{e: e, fd: -1}
+			defer d.close()
+			for {
+				r := int(next.Add(1)) - 1
+				if r >= runs || ctx.Err() != nil {
+					return
+				}
+				for i := r * run; i < min((r+1)*run, len(paths)); i++ {
+					ent, err := e.current(ctx, d, paths[i], buf)
+					if err != nil {
+						mu.Lock()
+						if firstErr == nil {
+							firstErr = err
+						}
+						mu.Unlock()
+						next.Store(int64(runs))
+						return
+					}
+					out[i] = ent
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
 
-// current returns the state of p now, reading the file only when its stat
-// data differ from the archive.
-func (e *Endpoint) current(ctx context.Context, p string, buf []byte) (*state.Entry, error) {
-	dirfd, err := e.openDir(state.Parent(p))
+// dirCache keeps the directory descriptor of the latest parent opened.
+type dirCache struct {
+	e   *Endpoint
+	dir string
+	fd  int
+	err error
+}
+
+func (d *dirCache) open(dir string) (int, error) {
+	if d.fd >= 0 && d.dir == dir || d.err != nil && d.dir == dir {
+		return d.fd, d.err
+	}
+	d.close()
+	d.dir = dir
+	d.fd, d.err = d.e.openDir(dir)
+	if d.err != nil {
+		d.fd = -1
+	}
+	return d.fd, d.err
+}
+
+func (d *dirCache) close() {
+	if d.fd >= 0 {
+		unix.Close(d.fd)
+	}
+	d.fd, d.err = -1, nil
+}
+
+// current returns the state of p now, hashing a file whose stat data
+// differ from the archive's.
+func (e *Endpoint) current(ctx context.Context, d *dirCache, p string, buf []byte) (*state.Entry, error) {
+	dirfd, err := d.open(state.Parent(p))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP) {
 			return nil, nil
 		}
 		return nil, pathErr("stat", p, err)
 	}
-	defer unix.Close(dirfd)
 	name := state.Base(p)
 	cur, _, err := lstatAt(dirfd, name)
 	if err != nil || cur == nil {
@@ -345,7 +412,13 @@ func (e *Endpoint) current(ctx context.Context, p string, buf []byte) (*state.En
 		cur.Target = t
 		cur.Hash = hashString(t)
 	case state.File:
-		if e.db != nil {
+		e.scanMu.Lock()
+		seen := e.scanned[p]
+		e.scanMu.Unlock()
+		if seen != nil && seen.Unhashed && state.StatSame(seen, cur) {
+			// The scan found it new to the archive, and it has not
+			// changed since: there is nothing to look up.
+		} else if e.db != nil {
 			old, err := e.db.Get(ctx, p)
 			if err != nil {
 				return nil, err

@@ -280,6 +280,59 @@ func TestScanCommitStatList(t *testing.T) {
 	}
 }
 
+// TestStatManyPaths asks for hundreds of paths at once, as the engine does
+// for files both sides created: every answer lands at its own index, new
+// files after a scan are hashed (and one edited since the scan shows its
+// new contents), and absent paths and paths through a symlink are nil.
+func TestStatManyPaths(t *testing.T) {
+	ctx := context.Background()
+	tree := map[string]string{"link": "->d0"}
+	var paths []string
+	want := map[string]string{}
+	for d := range 5 {
+		tree[fmt.Sprintf("d%d/", d)] = ""
+		for i := range 70 {
+			p := fmt.Sprintf("d%d/f%03d", d, i)
+			tree[p] = "contents of " + p
+			want[p] = tree[p]
+			paths = append(paths, p)
+		}
+		paths = append(paths, fmt.Sprintf("d%d/missing", d))
+	}
+	paths = append(paths, "link/f000", "nodir/f")
+	// The archive starts empty; the files come after, so they are new.
+	f := newFixture(t, map[string]string{}, remote.OpenRequest{})
+	writeTree(t, f.root, tree)
+	rep, err := f.e.Scan(ctx, remote.ScanRequest{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unread := 0
+	for _, c := range rep.Changes {
+		if c.New != nil && c.New.Unhashed {
+			unread++
+		}
+	}
+	if unread != len(want) {
+		t.Errorf("the scan left %d files unread, want the %d new ones", unread, len(want))
+	}
+	os.WriteFile(filepath.Join(f.root, "d3/f010"), []byte("edited after the scan"), 0o644)
+	want["d3/f010"] = "edited after the scan"
+	es, err := f.e.Stat(ctx, paths)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range paths {
+		w, ok := want[p]
+		switch {
+		case !ok && es[i] != nil:
+			t.Errorf("Stat(%s) = %+v, want nil", p, es[i])
+		case ok && (es[i] == nil || es[i].Unhashed || es[i].Hash != blake3.Sum256([]byte(w)) || es[i].Size != int64(len(w))):
+			t.Errorf("Stat(%s) = %+v, want the hash of %q", p, es[i], w)
+		}
+	}
+}
+
 func TestScanRemovesDeadTemps(t *testing.T) {
 	f := newFixture(t, map[string]string{"d/": ""}, remote.OpenRequest{})
 	dead := filepath.Join(f.root, "d", scan.TempPrefix+"99999999-1-1")
