@@ -53,6 +53,16 @@ type Endpoint interface {
 	Close() error
 }
 
+// BatchPutter is implemented by endpoints that can install many small files
+// at once, sharing one flush to disk (the local endpoint; the wire server
+// uses it for a client's put-batch requests).
+type BatchPutter interface {
+	// PutBatch installs each op (an OpPut, not a delta) with contents[i]
+	// as its whole contents, as Apply would, and returns each file's new
+	// entry or error. The error is for the batch as a whole.
+	PutBatch(ctx context.Context, ops []Op, contents [][]byte) ([]*state.Entry, []error, error)
+}
+
 // Info identifies a replica: a root on a host.
 type Info struct {
 	// ReplicaID is a random identifier created the first time this root is

@@ -1,6 +1,7 @@
 package local
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -32,15 +33,12 @@ func (e *Endpoint) Apply(ctx context.Context, op remote.Op, content io.Reader) (
 	if op.New == nil && op.Kind != remote.OpRemove {
 		return nil, fmt.Errorf("apply %s: no new state given", state.Display(op.Path))
 	}
-	dirfd, err := e.openDir(state.Parent(op.Path))
+	dirfd, err := e.parentDir(op)
 	if err != nil {
-		if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
-			return nil, fmt.Errorf("%w: %s: a parent directory is a symlink or not a directory", remote.ErrUnsafePath, state.Display(op.Path))
-		}
-		if op.Kind == remote.OpRemove && op.Expect == nil {
+		if op.Kind == remote.OpRemove && op.Expect == nil && errors.Is(err, remote.ErrChanged) {
 			return nil, nil
 		}
-		return nil, changedErr(op.Path, "its parent directory is missing")
+		return nil, err
 	}
 	defer unix.Close(dirfd)
 	name := state.Base(op.Path)
@@ -160,25 +158,133 @@ func (e *Endpoint) installed(dirfd int, p string, want *state.Entry) (*state.Ent
 // put writes a file: a temporary file in the destination directory, checked
 // against the expected hash, flushed, then renamed into place.
 func (e *Endpoint) put(ctx context.Context, dirfd int, op remote.Op, content io.Reader) (*state.Entry, error) {
-	name := state.Base(op.Path)
-	tmp := tempName()
-	fd, err := unix.Openat(dirfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
-	if err != nil {
-		return nil, pathErr("create temporary file for", op.Path, err)
-	}
-	f := &earlyWriteback{f: scan.RawFile(fd)}
-	open, ok, flushed := true, false, false
 	g := e.flusher()
 	g.begin()
+	tmp, want, err := e.writeTemp(dirfd, op, content)
+	if err != nil {
+		g.abandon()
+		return nil, err
+	}
+	if err := g.sync(dirfd); err != nil {
+		unix.Unlinkat(dirfd, tmp, 0)
+		return nil, e.writeErr(op.Path, err)
+	}
+	return e.install(ctx, dirfd, op, tmp, want)
+}
+
+// PutBatch installs many files as Apply would install each (OpPut, whole
+// contents given), writing them all first and then sharing one flush to
+// disk before renaming each into place. Each file gets its entry or its
+// error; the last error is for the batch as a whole. The wire server uses
+// it for the small files a client sends in one request.
+func (e *Endpoint) PutBatch(ctx context.Context, ops []remote.Op, contents [][]byte) ([]*state.Entry, []error, error) {
+	if e.dryRun {
+		return nil, nil, fmt.Errorf("put %d files: dry run", len(ops))
+	}
+	if len(contents) != len(ops) {
+		return nil, nil, fmt.Errorf("put %d files with %d contents", len(ops), len(contents))
+	}
+	ents := make([]*state.Entry, len(ops))
+	errs := make([]error, len(ops))
+	dirs := map[string]int{}
 	defer func() {
-		if !flushed {
-			g.abandon()
+		for _, fd := range dirs {
+			unix.Close(fd)
 		}
+	}()
+	type written struct {
+		i     int
+		dirfd int
+		tmp   string
+		want  *state.Entry
+	}
+	var done []written
+	g := e.flusher()
+	g.begin()
+	for i, op := range ops {
+		if err := ctx.Err(); err != nil {
+			errs[i] = err
+			continue
+		}
+		if err := state.ValidatePath(op.Path); err != nil {
+			errs[i] = fmt.Errorf("%w: %v", remote.ErrUnsafePath, err)
+			continue
+		}
+		if op.Kind != remote.OpPut || op.Delta || op.New == nil {
+			errs[i] = fmt.Errorf("put %s: only whole files can be put in a batch", state.Display(op.Path))
+			continue
+		}
+		parent := state.Parent(op.Path)
+		dirfd, ok := dirs[parent]
+		if !ok {
+			fd, err := e.parentDir(op)
+			if err != nil {
+				errs[i] = err
+				continue
+			}
+			dirs[parent], dirfd = fd, fd
+		}
+		if op.Expect != nil {
+			if err := e.recheck(dirfd, op.Path, op.Expect); err != nil {
+				errs[i] = err
+				continue
+			}
+		}
+		tmp, want, err := e.writeTemp(dirfd, op, bytes.NewReader(contents[i]))
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		done = append(done, written{i, dirfd, tmp, want})
+	}
+	if len(done) == 0 {
+		g.abandon()
+		return ents, errs, nil
+	}
+	if err := g.sync(done[0].dirfd); err != nil {
+		for _, w := range done {
+			unix.Unlinkat(w.dirfd, w.tmp, 0)
+			errs[w.i] = e.writeErr(ops[w.i].Path, err)
+		}
+		return ents, errs, nil
+	}
+	for _, w := range done {
+		ents[w.i], errs[w.i] = e.install(ctx, w.dirfd, ops[w.i], w.tmp, w.want)
+	}
+	return ents, errs, nil
+}
+
+// parentDir opens the directory op.Path goes into.
+func (e *Endpoint) parentDir(op remote.Op) (int, error) {
+	dirfd, err := e.openDir(state.Parent(op.Path))
+	if err != nil {
+		if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
+			return -1, fmt.Errorf("%w: %s: a parent directory is a symlink or not a directory", remote.ErrUnsafePath, state.Display(op.Path))
+		}
+		return -1, changedErr(op.Path, "its parent directory is missing")
+	}
+	return dirfd, nil
+}
+
+// writeTemp writes op's new contents to a temporary file in dirfd, checks
+// them (size, and hash when the source gave one), sets their permissions and
+// time, and returns the temporary name and the entry to install (with the
+// hash of what was written). On error nothing is left behind.
+func (e *Endpoint) writeTemp(dirfd int, op remote.Op, content io.Reader) (tmp string, want *state.Entry, err error) {
+	name := state.Base(op.Path)
+	temp := tempName()
+	fd, err := unix.Openat(dirfd, temp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return "", nil, pathErr("create temporary file for", op.Path, err)
+	}
+	f := &earlyWriteback{f: scan.RawFile(fd)}
+	open := true
+	defer func() {
 		if open {
 			f.Close()
 		}
-		if !ok {
-			unix.Unlinkat(dirfd, tmp, 0)
+		if err != nil {
+			unix.Unlinkat(dirfd, temp, 0)
 		}
 	}()
 	h := blake3.New()
@@ -186,7 +292,7 @@ func (e *Endpoint) put(ctx context.Context, dirfd int, op remote.Op, content io.
 	if op.Delta {
 		basis, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 		if err != nil {
-			return nil, changedErr(op.Path, "the old version for the delta is gone")
+			return "", nil, changedErr(op.Path, "the old version for the delta is gone")
 		}
 		bf := scan.RawFile(basis)
 		cw := &countWriter{w: io.MultiWriter(f, h)}
@@ -194,17 +300,17 @@ func (e *Endpoint) put(ctx context.Context, dirfd int, op remote.Op, content io.
 		bf.Close()
 		n = cw.n
 		if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
-			return nil, e.writeErr(op.Path, err)
+			return "", nil, e.writeErr(op.Path, err)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("apply delta to %s: %w", state.Display(op.Path), err)
+			return "", nil, fmt.Errorf("apply delta to %s: %w", state.Display(op.Path), err)
 		}
 	} else if content != nil {
 		if n, err = copyHashed(f, h, content); err != nil {
 			if errors.Is(err, errWrite) {
-				return nil, e.writeErr(op.Path, err)
+				return "", nil, e.writeErr(op.Path, err)
 			}
-			return nil, err
+			return "", nil, err
 		}
 	}
 	e.testKill("put")
@@ -214,30 +320,39 @@ func (e *Endpoint) put(ctx context.Context, dirfd int, op remote.Op, content io.
 	// what was written; the reader checked the source's stat data at the
 	// end, so these are the contents the scan saw.
 	if n != op.New.Size || (!op.New.Unhashed && sum != op.New.Hash) {
-		return nil, changedErr(op.Path, "the source changed while it was copied")
+		return "", nil, changedErr(op.Path, "the source changed while it was copied")
 	}
-	want := op.New
+	want = op.New
 	if want.Unhashed || want.Hash != sum {
 		want = want.Clone()
 		want.Hash, want.Unhashed = sum, false
 	}
 	if err := unix.Fchmod(fd, op.New.Mode&state.PermMask); err != nil {
-		return nil, pathErr("chmod", op.Path, err)
+		return "", nil, pathErr("chmod", op.Path, err)
 	}
 	ts := []unix.Timespec{unix.NsecToTimespec(op.New.MTime), unix.NsecToTimespec(op.New.MTime)}
-	if err := unix.UtimesNanoAt(dirfd, tmp, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return nil, pathErr("set times of", op.Path, err)
+	if err := unix.UtimesNanoAt(dirfd, temp, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return "", nil, pathErr("set times of", op.Path, err)
 	}
-	// Close first, then flush the file system: many writers waiting for
-	// one flush then hold no descriptor of their own.
+	// Close before the flush: many writers waiting for one flush then
+	// hold no descriptor of their own.
 	open = false
 	if err := f.Close(); err != nil {
-		return nil, e.writeErr(op.Path, err)
+		return "", nil, e.writeErr(op.Path, err)
 	}
-	flushed = true
-	if err := g.sync(dirfd); err != nil {
-		return nil, e.writeErr(op.Path, err)
-	}
+	return temp, want, nil
+}
+
+// install renames the flushed temporary file tmp into place at op.Path,
+// re-checking the destination first (guarantee 1), and returns the entry
+// now there. On error the temporary file is removed.
+func (e *Endpoint) install(ctx context.Context, dirfd int, op remote.Op, tmp string, want *state.Entry) (ent *state.Entry, err error) {
+	name := state.Base(op.Path)
+	defer func() {
+		if err != nil {
+			unix.Unlinkat(dirfd, tmp, 0)
+		}
+	}()
 	if op.Expect == nil {
 		// Nothing was there: renameat2 with RENAME_NOREPLACE checks
 		// that and renames in one step, with no window for a file made
@@ -246,7 +361,6 @@ func (e *Endpoint) put(ctx context.Context, dirfd int, op remote.Op, content io.
 		err := unix.Renameat2(dirfd, tmp, dirfd, name, unix.RENAME_NOREPLACE)
 		switch {
 		case err == nil:
-			ok = true
 			return e.installed(dirfd, op.Path, want)
 		case errors.Is(err, unix.EEXIST):
 			// Say what is there (a FIFO the scan skipped, a new file).
@@ -269,7 +383,8 @@ func (e *Endpoint) put(ctx context.Context, dirfd int, op remote.Op, content io.
 	if err := unix.Renameat(dirfd, tmp, dirfd, name); err != nil {
 		return nil, pathErr("rename into place", op.Path, err)
 	}
-	ok = true
+	// Once renamed, the temporary name is gone: removing it on an error
+	// below finds nothing.
 	return e.installed(dirfd, op.Path, want)
 }
 

@@ -333,6 +333,66 @@ func TestStatManyPaths(t *testing.T) {
 	}
 }
 
+// TestPutBatch installs several files in one call: each gets its own entry
+// or error (a file that appeared, a missing parent, a path through a
+// symlink, contents that do not match), the others land, and no temporary
+// file is left.
+func TestPutBatch(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, map[string]string{"d/": "", "d/x": "x", "link": "->d"}, remote.OpenRequest{})
+	type put struct {
+		path, contents string
+		state          *state.Entry
+		wantErr        error
+	}
+	puts := []put{
+		{"a", "first", fileEntry("first", 0o644, t0), nil},
+		{"d/b", "second", fileEntry("second", 0o600, t0), nil},
+		{"d/x", "over x", fileEntry("over x", 0o644, t0), remote.ErrChanged},
+		{"nodir/c", "c", fileEntry("c", 0o644, t0), remote.ErrChanged},
+		{"link/c", "c", fileEntry("c", 0o644, t0), remote.ErrUnsafePath},
+		{"d/liar", "not what the hash says", fileEntry("something else entirely", 0o644, t0), remote.ErrChanged},
+		{"d/unhashed", "new, unread", &state.Entry{Kind: state.File, Mode: 0o644, Size: 11, MTime: t0.UnixNano(), Unhashed: true}, nil},
+	}
+	ops := make([]remote.Op, len(puts))
+	contents := make([][]byte, len(puts))
+	for i, p := range puts {
+		ops[i] = remote.Op{Kind: remote.OpPut, Path: p.path, New: p.state}
+		contents[i] = []byte(p.contents)
+	}
+	ents, errs, err := f.e.PutBatch(ctx, ops, contents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range puts {
+		if p.wantErr != nil {
+			if !errors.Is(errs[i], p.wantErr) {
+				t.Errorf("%s: error %v, want %v", p.path, errs[i], p.wantErr)
+			}
+			continue
+		}
+		if errs[i] != nil {
+			t.Errorf("%s: %v", p.path, errs[i])
+			continue
+		}
+		if got := f.read(p.path); got != p.contents {
+			t.Errorf("%s holds %q", p.path, got)
+		}
+		if ents[i] == nil || ents[i].Unhashed || ents[i].Hash != blake3.Sum256([]byte(p.contents)) {
+			t.Errorf("%s: entry %+v", p.path, ents[i])
+		}
+		if now := f.entry(p.path); !state.StatSame(now, ents[i]) {
+			t.Errorf("%s: Stat after the put = %+v, PutBatch returned %+v", p.path, now, ents[i])
+		}
+	}
+	if f.read("d/x") != "x" {
+		t.Errorf("d/x was replaced")
+	}
+	if tmp := temps(t, f.root); len(tmp) != 0 {
+		t.Errorf("temporary files left: %q", tmp)
+	}
+}
+
 func TestScanRemovesDeadTemps(t *testing.T) {
 	f := newFixture(t, map[string]string{"d/": ""}, remote.OpenRequest{})
 	dead := filepath.Join(f.root, "d", scan.TempPrefix+"99999999-1-1")

@@ -71,6 +71,7 @@ type Client struct {
 
 	sem    chan struct{}
 	bigSem chan struct{}
+	puts   putBatcher
 	nextID atomic.Uint64
 
 	closeOnce  sync.Once
@@ -703,44 +704,169 @@ func (cl *Client) Apply(ctx context.Context, op remote.Op, content io.Reader) (*
 // end frames, with a credit frame back, cost more than its bytes.
 const inlineMax = 64 << 10
 
-// applyInline sends a small file's put with its contents in the request
-// frame. The contents are read first: a source that fails (changed while
-// being read) sends nothing.
+// applyInline puts a small file. Its contents are read first (a source
+// that fails, or turns out another size than the scan saw, sends nothing),
+// then the put joins others made at about the same time in one put-batch
+// request: the far side writes them all, flushes them to disk once and
+// answers once.
 func (cl *Client) applyInline(ctx context.Context, op remote.Op, w *wOp, content io.Reader) (*state.Entry, error) {
-	buf := getChunk()
-	defer putChunk(buf)
-	data := buf[:0]
+	// One byte more than the size shows a file that grew.
+	data := make([]byte, op.New.Size+1)
+	n := 0
 	if content != nil {
-		// One byte more than the size shows a file that grew.
-		n, err := io.ReadFull(content, buf[:op.New.Size+1])
+		var err error
+		n, err = io.ReadFull(content, data)
 		if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
 			return nil, fmt.Errorf("read the contents for %s: %w", state.Display(op.Path), err)
 		}
-		data = buf[:n]
 	}
-	if int64(len(data)) != op.New.Size {
-		return nil, fmt.Errorf("read the contents for %s: %d bytes, the scan saw %d: %w", state.Display(op.Path), len(data), op.New.Size, remote.ErrChanged)
+	if int64(n) != op.New.Size {
+		return nil, fmt.Errorf("read the contents for %s: %d bytes, the scan saw %d: %w", state.Display(op.Path), n, op.New.Size, remote.ErrChanged)
 	}
 	w.Inline = true
-	st, err := cl.startData(ctx, tApply, w, data)
+	p := &pendingPut{op: w, data: data[:n], done: make(chan putResult, 1)}
+	cl.puts.add(cl, p)
+	select {
+	case r := <-p.done:
+		return r.entry, r.err
+	case <-ctx.Done():
+		// The far side may still install it; the archives do not record
+		// it, and the next run sees the same file on both sides.
+		return nil, ctx.Err()
+	}
+}
+
+// Put batches: how many small files, and how many bytes of them, one
+// put-batch request carries at most, and how long a batch waits for more
+// puts to join it.
+const (
+	maxPutBatch     = 64
+	maxPutBatchData = 192 << 10 // within ChunkSize, the largest data a frame may carry
+	putLinger       = time.Millisecond
+)
+
+// pendingPut is a small put waiting to be sent in a batch.
+type pendingPut struct {
+	op   *wOp
+	data []byte
+	done chan putResult
+}
+
+type putResult struct {
+	entry *state.Entry
+	err   error
+}
+
+// putBatcher gathers small puts into put-batch requests. A sender
+// goroutine runs while puts are pending: it waits up to putLinger for a
+// batch to fill, sends it, and hands the reply to a goroutine of its own,
+// so that the next batch gathers while the far side works.
+type putBatcher struct {
+	mu      sync.Mutex
+	pending []*pendingPut
+	running bool
+}
+
+func (b *putBatcher) add(cl *Client, p *pendingPut) {
+	b.mu.Lock()
+	b.pending = append(b.pending, p)
+	start := !b.running
+	b.running = true
+	b.mu.Unlock()
+	if start {
+		go b.send(cl)
+	}
+}
+
+// send sends batches until none is pending.
+func (b *putBatcher) send(cl *Client) {
+	for {
+		deadline := time.Now().Add(putLinger)
+		for {
+			b.mu.Lock()
+			n := len(b.pending)
+			b.mu.Unlock()
+			if n >= maxPutBatch || !time.Now().Before(deadline) {
+				break
+			}
+			time.Sleep(putLinger / 8)
+		}
+		b.mu.Lock()
+		var batch []*pendingPut
+		size := 0
+		for len(b.pending) > 0 && len(batch) < maxPutBatch {
+			p := b.pending[0]
+			if len(batch) > 0 && size+len(p.data) > maxPutBatchData {
+				break
+			}
+			batch = append(batch, p)
+			size += len(p.data)
+			b.pending = b.pending[1:]
+		}
+		if len(batch) == 0 {
+			b.running = false
+			b.pending = nil
+			b.mu.Unlock()
+			return
+		}
+		b.mu.Unlock()
+		cl.putBatch(batch, size)
+	}
+}
+
+// putBatch sends one batch and, in a goroutine, delivers its results.
+func (cl *Client) putBatch(batch []*pendingPut, size int) {
+	fail := func(err error) {
+		for _, p := range batch {
+			p.done <- putResult{err: err}
+		}
+	}
+	req := &wPutBatch{Ops: make([]wOp, len(batch))}
+	data := make([]byte, 0, size)
+	for i, p := range batch {
+		req.Ops[i] = *p.op
+		data = append(data, p.data...)
+	}
+	ctx := context.Background() // the callers give up on their own
+	st, err := cl.startData(ctx, tPutBatch, req, data)
 	if err != nil {
-		return nil, err
+		fail(err)
+		return
 	}
-	f, err := cl.c.recv(ctx, st)
-	if err != nil {
-		cl.finish(st, false)
-		return nil, err
-	}
-	cl.finish(st, true)
-	var r wApplyReply
-	if err := cl.final(f, &r); err != nil {
-		return nil, err
-	}
-	e, err := fromWire(r.Entry)
-	if err != nil {
-		return nil, cl.broken(err)
-	}
-	return e, nil
+	go func() {
+		f, err := cl.c.recv(ctx, st)
+		if err != nil {
+			cl.finish(st, false)
+			fail(err)
+			return
+		}
+		cl.finish(st, true)
+		var r wPutBatchReply
+		if err := cl.final(f, &r); err != nil {
+			fail(err)
+			return
+		}
+		if len(r.Results) != len(batch) {
+			fail(cl.broken(fmt.Errorf("%w: %d results for a batch of %d files", ErrProtocol, len(r.Results), len(batch))))
+			return
+		}
+		for i, p := range batch {
+			res := r.Results[i]
+			switch {
+			case res.Err != nil:
+				p.done <- putResult{err: &PeerError{Msg: res.Err.Msg, Class: res.Err.Class}}
+			default:
+				e, err := fromWire(res.Entry)
+				if err == nil && e == nil {
+					err = fmt.Errorf("%w: no entry for a file put", ErrProtocol)
+				}
+				if err != nil {
+					err = cl.broken(err)
+				}
+				p.done <- putResult{entry: e, err: err}
+			}
+		}
+	}()
 }
 
 // Commit implements remote.Endpoint. Many records are sent in several

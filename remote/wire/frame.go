@@ -49,6 +49,7 @@ const (
 	tClose
 	tSignature
 	tReadDelta
+	tPutBatch
 )
 
 // Stream and reply frames, under the identifier of a request.
@@ -64,7 +65,7 @@ const (
 	tError                        // a request's failure (Body: errBody)
 )
 
-func (t msgType) isRequest() bool { return t >= tHello && t <= tReadDelta }
+func (t msgType) isRequest() bool { return t >= tHello && t <= tPutBatch }
 
 // String names t for error messages.
 func (t msgType) String() string {
@@ -72,7 +73,8 @@ func (t msgType) String() string {
 		tHello: "hello", tOpen: "open", tScan: "scan", tArchiveList: "archive-list",
 		tStat: "stat", tList: "list", tReadFile: "read-file", tApply: "apply",
 		tCommit: "commit", tClose: "close", tSignature: "signature", tReadDelta: "read-delta",
-		tSetup: "setup", tData: "data", tEnd: "end", tItems: "items", tCredit: "credit",
+		tPutBatch: "put-batch",
+		tSetup:    "setup", tData: "data", tEnd: "end", tItems: "items", tCredit: "credit",
 		tCancel: "cancel", tProgress: "progress", tReply: "reply", tError: "error",
 	}
 	if n, ok := names[t]; ok {
@@ -88,8 +90,9 @@ type frame struct {
 	ID   uint64
 	// Body is the CBOR of the message's own structure (nil: none).
 	Body cbor.RawMessage
-	// Data is a chunk of a byte stream (tData), or a small file's whole
-	// contents (tApply with wOp.Inline).
+	// Data is a chunk of a byte stream (tData), a small file's whole
+	// contents (tApply with wOp.Inline), or the contents of the files of a
+	// tPutBatch, one after another.
 	Data []byte
 }
 
@@ -239,7 +242,7 @@ func decodeFrame(payload []byte, compressed bool) (*frame, error) {
 	if err := decMode.Unmarshal(payload, f); err != nil {
 		return nil, fmt.Errorf("%w: bad frame: %v", ErrProtocol, err)
 	}
-	if len(f.Data) > 0 && f.Type != tData && f.Type != tApply {
+	if len(f.Data) > 0 && f.Type != tData && f.Type != tApply && f.Type != tPutBatch {
 		return nil, fmt.Errorf("%w: %s frame carrying data", ErrProtocol, f.Type)
 	}
 	if len(f.Data) > ChunkSize {

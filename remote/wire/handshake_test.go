@@ -141,7 +141,7 @@ func TestWireConstants(t *testing.T) {
 		want uint8
 	}{
 		{tHello, 1}, {tOpen, 2}, {tScan, 3}, {tArchiveList, 4}, {tStat, 5}, {tList, 6},
-		{tReadFile, 7}, {tApply, 8}, {tCommit, 9}, {tClose, 10}, {tSignature, 11}, {tReadDelta, 12},
+		{tReadFile, 7}, {tApply, 8}, {tCommit, 9}, {tClose, 10}, {tSignature, 11}, {tReadDelta, 12}, {tPutBatch, 13},
 		{tSetup, 32}, {tData, 33}, {tEnd, 34}, {tItems, 35}, {tCredit, 36}, {tCancel, 37},
 		{tProgress, 38}, {tReply, 39}, {tError, 40},
 	}

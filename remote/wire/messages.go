@@ -170,6 +170,26 @@ type wOp struct {
 	Inline bool
 }
 
+// wPutBatch puts several small files; the frame's data holds their
+// contents one after another (each op's New.Size bytes).
+type wPutBatch struct {
+	_   struct{} `cbor:",toarray"`
+	Ops []wOp
+}
+
+// wPutBatchReply answers a wPutBatch: one result per op, in order.
+type wPutBatchReply struct {
+	_       struct{} `cbor:",toarray"`
+	Results []wPutResult
+}
+
+// wPutResult is one file's outcome: its installed entry, or an error.
+type wPutResult struct {
+	_     struct{} `cbor:",toarray"`
+	Entry *wEntry
+	Err   *errBody
+}
+
 type wApplyReply struct {
 	_     struct{} `cbor:",toarray"`
 	Entry *wEntry

@@ -442,6 +442,64 @@ func (s *server) handle(ctx context.Context, st *stream, f *frame) (any, error) 
 		}
 		return &wApplyReply{Entry: toWire(e)}, nil
 
+	case tPutBatch:
+		var req wPutBatch
+		if err := unmarshalBody(f, &req); err != nil {
+			return nil, err
+		}
+		if len(req.Ops) == 0 || len(req.Ops) > maxPutBatch {
+			return nil, fmt.Errorf("%w: a put-batch of %d files (1 to %d allowed)", ErrProtocol, len(req.Ops), maxPutBatch)
+		}
+		ops := make([]remote.Op, len(req.Ops))
+		contents := make([][]byte, len(req.Ops))
+		data := f.Data
+		for i, w := range req.Ops {
+			if err := serverCheckPath(w.Path, false); err != nil {
+				return nil, err
+			}
+			if remote.OpKind(w.Kind) != remote.OpPut || w.Delta {
+				return nil, fmt.Errorf("%w: a put-batch holds only whole-file puts", ErrProtocol)
+			}
+			expect, err := fromWire(w.Expect)
+			if err != nil {
+				return nil, err
+			}
+			nw, err := fromWire(w.New)
+			if err != nil {
+				return nil, err
+			}
+			if nw == nil || nw.Kind != state.File || nw.Size > int64(len(data)) {
+				return nil, fmt.Errorf("%w: put-batch contents shorter than its files", ErrProtocol)
+			}
+			contents[i], data = data[:nw.Size], data[nw.Size:]
+			ops[i] = remote.Op{Kind: remote.OpPut, Path: w.Path, Expect: expect, New: nw}
+		}
+		if len(data) != 0 {
+			return nil, fmt.Errorf("%w: put-batch contents longer than its files", ErrProtocol)
+		}
+		var ents []*state.Entry
+		var errs []error
+		if bp, ok := s.ep.(remote.BatchPutter); ok {
+			var err error
+			if ents, errs, err = bp.PutBatch(ctx, ops, contents); err != nil {
+				return nil, err
+			}
+		} else {
+			ents, errs = make([]*state.Entry, len(ops)), make([]error, len(ops))
+			for i := range ops {
+				ents[i], errs[i] = s.ep.Apply(ctx, ops[i], bytes.NewReader(contents[i]))
+			}
+		}
+		res := make([]wPutResult, len(ops))
+		for i := range ops {
+			if errs[i] != nil {
+				res[i].Err = encodeError(errs[i])
+			} else {
+				res[i].Entry = toWire(ents[i])
+			}
+		}
+		return &wPutBatchReply{Results: res}, nil
+
 	case tCommit:
 		var req wRecords
 		if err := unmarshalBody(f, &req); err != nil {

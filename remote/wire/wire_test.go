@@ -562,6 +562,52 @@ func TestApplySmallFilesInline(t *testing.T) {
 	}
 }
 
+// TestConcurrentSmallPutsBatch puts many small files at once, as the
+// engine's workers do: they travel in put-batch requests, every file lands
+// with its own entry, and a file whose destination changed fails alone
+// while the others of its batch are installed.
+func TestConcurrentSmallPutsBatch(t *testing.T) {
+	ctx := context.Background()
+	ep := newFake()
+	cl, _ := pair(t, ep)
+	ep.put("taken", []byte("a person's file"))
+	const n = 300
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			content := randBytes(uint64(i), 100+i*7)
+			p := fmt.Sprintf("f%03d", i)
+			if i == 150 {
+				p = "taken" // expected absent, but there is a file now
+			}
+			e, err := cl.Apply(ctx, remote.Op{Kind: remote.OpPut, Path: p, New: fileEntry(content)}, bytes.NewReader(content))
+			if err == nil && (e == nil || e.Size != int64(len(content))) {
+				err = fmt.Errorf("entry %+v", e)
+			}
+			if err == nil && !bytes.Equal(ep.content(p), content) {
+				err = errors.New("contents differ")
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if i == 150 {
+			if !errors.Is(err, remote.ErrChanged) {
+				t.Errorf("put over a file that appeared = %v, want ErrChanged", err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("put %d: %v", i, err)
+		}
+	}
+	if got := string(ep.content("taken")); got != "a person's file" {
+		t.Errorf("the file that appeared was replaced by %q", got)
+	}
+}
+
 type countingReader struct {
 	r io.Reader
 	n int64
