@@ -52,7 +52,7 @@ func FuzzFrameDecode(f *testing.F) {
 		}
 		bodies := []any{new(wInfo), new(wOpenRequest), new(wOpenReply), new(wProgress), new(wScanItems),
 			new(wScanReply), new(wPathEntries), new(wPaths), new(wEntries), new(wPathExpect), new(wOp),
-			new(wApplyReply), new(wRecords), new(wCredit), new(wSetup), new(errBody)}
+			new(wApplyReply), new(wRecords), new(wCredit), new(wSetup), new(errBody), new(wPutBatch), new(wPutBatchReply)}
 		for _, v := range bodies {
 			if unmarshalBody(fr, v) != nil {
 				continue

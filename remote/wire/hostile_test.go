@@ -458,3 +458,59 @@ func TestServerRefusesMisplacedInlineData(t *testing.T) {
 		})
 	}
 }
+
+// TestServerRefusesBadPutBatches sends put-batch requests that do not add
+// up: each is refused with an error reply, and nothing is installed.
+func TestServerRefusesBadPutBatches(t *testing.T) {
+	abc := toWire(fileEntry([]byte("abc")))
+	put := func(p string) wOp { return wOp{Kind: uint8(remote.OpPut), Path: p, New: abc, Inline: true} }
+	many := make([]wOp, maxPutBatch+1)
+	for i := range many {
+		many[i] = put("f")
+	}
+	tests := []struct {
+		name string
+		ops  []wOp
+		data string
+		want string
+	}{
+		{"contents shorter than the files", []wOp{put("f"), put("g")}, "abcab", "shorter"},
+		{"contents longer than the files", []wOp{put("f")}, "abcd", "longer"},
+		{"no files", nil, "", "put-batch of 0"},
+		{"too many files", many, strings.Repeat("abc", maxPutBatch+1), "put-batch of 65"},
+		{"a delta", []wOp{{Kind: uint8(remote.OpPut), Path: "f", New: abc, Delta: true}}, "abc", "whole-file"},
+		{"a removal", []wOp{{Kind: uint8(remote.OpRemove), Path: "f", Expect: abc}}, "", "whole-file"},
+		{"an unsafe path", []wOp{put("f"), put("../escape")}, "abcabc", "refused"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ep := newFake()
+			a, b := net.Pipe()
+			defer a.Close()
+			go func() { Serve(context.Background(), b, ep); b.Close() }()
+			setup, _ := encodeFrame(&frame{Type: tSetup, Body: mustBody(&wSetup{})}, false)
+			go func() {
+				a.Write(append(hello(), setup...))
+				req, _ := encodeFrame(&frame{Type: tPutBatch, ID: 1, Body: mustBody(&wPutBatch{Ops: tt.ops}), Data: []byte(tt.data)}, false)
+				a.Write(req)
+			}()
+			br := bufio.NewReader(a)
+			if err := readServerHello(br); err != nil {
+				t.Fatal(err)
+			}
+			f, err := readFrame(br)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.Type != tError || f.ID != 1 {
+				t.Fatalf("the server answered %s for request %d, want an error for request 1", f.Type, f.ID)
+			}
+			if err := decodeError(f); !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q does not say %q", err, tt.want)
+			}
+			if ep.content("f") != nil || ep.content("g") != nil {
+				t.Error("a file was installed")
+			}
+		})
+	}
+}
