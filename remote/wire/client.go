@@ -71,8 +71,10 @@ type Client struct {
 
 	sem    chan struct{}
 	bigSem chan struct{}
-	puts   putBatcher
-	nextID atomic.Uint64
+	// puts gathers small puts into put-batch requests.
+	puts     *remote.Gatherer
+	putsOnce sync.Once
+	nextID   atomic.Uint64
 
 	closeOnce  sync.Once
 	closeErr   error
@@ -626,7 +628,7 @@ func (cl *Client) Apply(ctx context.Context, op remote.Op, content io.Reader) (*
 	}
 	w := &wOp{Kind: uint8(op.Kind), Path: op.Path, Expect: toWire(op.Expect), New: toWire(op.New), Delta: op.Delta}
 	if op.Kind == remote.OpPut && !op.Delta && op.New != nil && op.New.Size <= inlineMax {
-		return cl.applyInline(ctx, op, w, content)
+		return cl.applyInline(ctx, op, content)
 	}
 	st, err := cl.start(ctx, tApply, w)
 	if err != nil {
@@ -709,7 +711,7 @@ const inlineMax = 64 << 10
 // then the put joins others made at about the same time in one put-batch
 // request: the far side writes them all, flushes them to disk once and
 // answers once.
-func (cl *Client) applyInline(ctx context.Context, op remote.Op, w *wOp, content io.Reader) (*state.Entry, error) {
+func (cl *Client) applyInline(ctx context.Context, op remote.Op, content io.Reader) (*state.Entry, error) {
 	// One byte more than the size shows a file that grew.
 	data := make([]byte, op.New.Size+1)
 	n := 0
@@ -723,17 +725,10 @@ func (cl *Client) applyInline(ctx context.Context, op remote.Op, w *wOp, content
 	if int64(n) != op.New.Size {
 		return nil, fmt.Errorf("read the contents for %s: %d bytes, the scan saw %d: %w", state.Display(op.Path), n, op.New.Size, remote.ErrChanged)
 	}
-	w.Inline = true
-	p := &pendingPut{op: w, data: data[:n], done: make(chan putResult, 1)}
-	cl.puts.add(cl, p)
-	select {
-	case r := <-p.done:
-		return r.entry, r.err
-	case <-ctx.Done():
-		// The far side may still install it; the archives do not record
-		// it, and the next run sees the same file on both sides.
-		return nil, ctx.Err()
-	}
+	cl.putsOnce.Do(func() {
+		cl.puts = &remote.Gatherer{Send: cl.putBatch, MaxFiles: maxPutBatch, MaxBytes: maxPutBatchData, Linger: putLinger}
+	})
+	return cl.puts.Put(ctx, op, data[:n])
 }
 
 // Put batches: how many small files, and how many bytes of them, one
@@ -745,128 +740,53 @@ const (
 	putLinger       = time.Millisecond
 )
 
-// pendingPut is a small put waiting to be sent in a batch.
-type pendingPut struct {
-	op   *wOp
-	data []byte
-	done chan putResult
-}
-
-type putResult struct {
-	entry *state.Entry
-	err   error
-}
-
-// putBatcher gathers small puts into put-batch requests. A sender
-// goroutine runs while puts are pending: it waits up to putLinger for a
-// batch to fill, sends it, and hands the reply to a goroutine of its own,
-// so that the next batch gathers while the far side works.
-type putBatcher struct {
-	mu      sync.Mutex
-	pending []*pendingPut
-	running bool
-}
-
-func (b *putBatcher) add(cl *Client, p *pendingPut) {
-	b.mu.Lock()
-	b.pending = append(b.pending, p)
-	start := !b.running
-	b.running = true
-	b.mu.Unlock()
-	if start {
-		go b.send(cl)
+// putBatch sends one put-batch request and returns its results.
+func (cl *Client) putBatch(ops []remote.Op, contents [][]byte) ([]*state.Entry, []error, error) {
+	req := &wPutBatch{Ops: make([]wOp, len(ops))}
+	size := 0
+	for _, c := range contents {
+		size += len(c)
 	}
-}
-
-// send sends batches until none is pending.
-func (b *putBatcher) send(cl *Client) {
-	for {
-		deadline := time.Now().Add(putLinger)
-		for {
-			b.mu.Lock()
-			n := len(b.pending)
-			b.mu.Unlock()
-			if n >= maxPutBatch || !time.Now().Before(deadline) {
-				break
-			}
-			time.Sleep(putLinger / 8)
-		}
-		b.mu.Lock()
-		var batch []*pendingPut
-		size := 0
-		for len(b.pending) > 0 && len(batch) < maxPutBatch {
-			p := b.pending[0]
-			if len(batch) > 0 && size+len(p.data) > maxPutBatchData {
-				break
-			}
-			batch = append(batch, p)
-			size += len(p.data)
-			b.pending = b.pending[1:]
-		}
-		if len(batch) == 0 {
-			b.running = false
-			b.pending = nil
-			b.mu.Unlock()
-			return
-		}
-		b.mu.Unlock()
-		cl.putBatch(batch, size)
-	}
-}
-
-// putBatch sends one batch and, in a goroutine, delivers its results.
-func (cl *Client) putBatch(batch []*pendingPut, size int) {
-	fail := func(err error) {
-		for _, p := range batch {
-			p.done <- putResult{err: err}
-		}
-	}
-	req := &wPutBatch{Ops: make([]wOp, len(batch))}
 	data := make([]byte, 0, size)
-	for i, p := range batch {
-		req.Ops[i] = *p.op
-		data = append(data, p.data...)
+	for i, op := range ops {
+		req.Ops[i] = wOp{Kind: uint8(op.Kind), Path: op.Path, Expect: toWire(op.Expect), New: toWire(op.New), Inline: true}
+		data = append(data, contents[i]...)
 	}
-	ctx := context.Background() // the callers give up on their own
+	ctx := context.Background() // each caller gives up on its own
 	st, err := cl.startData(ctx, tPutBatch, req, data)
 	if err != nil {
-		fail(err)
-		return
+		return nil, nil, err
 	}
-	go func() {
-		f, err := cl.c.recv(ctx, st)
+	f, err := cl.c.recv(ctx, st)
+	if err != nil {
+		cl.finish(st, false)
+		return nil, nil, err
+	}
+	cl.finish(st, true)
+	var r wPutBatchReply
+	if err := cl.final(f, &r); err != nil {
+		return nil, nil, err
+	}
+	if len(r.Results) != len(ops) {
+		return nil, nil, cl.broken(fmt.Errorf("%w: %d results for a batch of %d files", ErrProtocol, len(r.Results), len(ops)))
+	}
+	ents := make([]*state.Entry, len(ops))
+	errs := make([]error, len(ops))
+	for i, res := range r.Results {
+		if res.Err != nil {
+			errs[i] = &PeerError{Msg: res.Err.Msg, Class: res.Err.Class}
+			continue
+		}
+		e, err := fromWire(res.Entry)
+		if err == nil && e == nil {
+			err = fmt.Errorf("%w: no entry for a file put", ErrProtocol)
+		}
 		if err != nil {
-			cl.finish(st, false)
-			fail(err)
-			return
+			return nil, nil, cl.broken(err)
 		}
-		cl.finish(st, true)
-		var r wPutBatchReply
-		if err := cl.final(f, &r); err != nil {
-			fail(err)
-			return
-		}
-		if len(r.Results) != len(batch) {
-			fail(cl.broken(fmt.Errorf("%w: %d results for a batch of %d files", ErrProtocol, len(r.Results), len(batch))))
-			return
-		}
-		for i, p := range batch {
-			res := r.Results[i]
-			switch {
-			case res.Err != nil:
-				p.done <- putResult{err: &PeerError{Msg: res.Err.Msg, Class: res.Err.Class}}
-			default:
-				e, err := fromWire(res.Entry)
-				if err == nil && e == nil {
-					err = fmt.Errorf("%w: no entry for a file put", ErrProtocol)
-				}
-				if err != nil {
-					err = cl.broken(err)
-				}
-				p.done <- putResult{entry: e, err: err}
-			}
-		}
-	}()
+		ents[i] = e
+	}
+	return ents, errs, nil
 }
 
 // Commit implements remote.Endpoint. Many records are sent in several
