@@ -139,8 +139,16 @@ func TestStartServer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// The copy in the cache is started without looking around first
+		// (no uname, no PATH search: one command fewer per run).
+		looked := filepath.Join(t.TempDir(), "looked")
+		writeScript(t, filepath.Join(remoteBin, "uname"), "#!/bin/sh\ntouch '"+looked+"'\necho Linux x86_64\n")
+		defer os.Remove(filepath.Join(remoteBin, "uname"))
 		if notes := start(t); strings.Contains(notes, "installing") {
 			t.Errorf("installed again: %q", notes)
+		}
+		if _, err := os.Stat(looked); err == nil {
+			t.Errorf("the cached copy was started only after looking around")
 		}
 		after, err := os.Stat(cached)
 		if err != nil {
