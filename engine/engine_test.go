@@ -9,13 +9,14 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/zeebo/blake3"
+
 	"github.com/concord-sync/concord/archive"
 	"github.com/concord-sync/concord/archive/state"
 	"github.com/concord-sync/concord/engine"
 	"github.com/concord-sync/concord/reconcile"
 	"github.com/concord-sync/concord/remote"
 	"github.com/concord-sync/concord/remote/local"
-	"github.com/zeebo/blake3"
 )
 
 // pair is two local roots with their own state directory.
@@ -775,7 +776,8 @@ func TestDryRun(t *testing.T) {
 // TestNewFilesReadOnce checks how a first sync treats files the scans left
 // unread (new to their archive): the copy hashes them and both archives
 // record the right BLAKE3; where both sides created the same path the
-// engine asks for the hashes, so identical files are no conflict and different ones are a conflict with both hashes known.
+// engine asks for the hashes, so identical files are no conflict and
+// different ones are a conflict with both hashes known.
 func TestNewFilesReadOnce(t *testing.T) {
 	p := newPair(t)
 	populate(p)
