@@ -333,6 +333,13 @@ func (cl *Client) items(ctx context.Context, t msgType, body any, newBatch func(
 		}
 		if f.Type != tItems {
 			complete = true
+			// Progress that came before the end and was not shown yet
+			// (the end frame won the race): show it now.
+			select {
+			case <-wake:
+				progress(st)
+			default:
+			}
 			return cl.final(f, reply)
 		}
 		v := newBatch()
