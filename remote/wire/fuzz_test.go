@@ -153,6 +153,11 @@ func FuzzServe(f *testing.F) {
 		{Type: tStat, ID: 2, Body: mustBody(&wPaths{Paths: []string{"a", "../b"}})},
 		{Type: tReadFile, ID: 3, Body: mustBody(&wPathExpect{Path: "a"})},
 		{Type: tCommit, ID: 4, Body: mustBody(&wRecords{Records: []wRecord{{Path: "a"}}})},
+		{Type: tApply, ID: 5, Body: mustBody(&wOp{Kind: uint8(remote.OpPut), Path: "small", New: toWire(fileEntry([]byte("abc"))), Inline: true}), Data: []byte("abc")},
+		{Type: tPutBatch, ID: 6, Body: mustBody(&wPutBatch{Ops: []wOp{
+			{Kind: uint8(remote.OpPut), Path: "b1", New: toWire(fileEntry([]byte("ab"))), Inline: true},
+			{Kind: uint8(remote.OpPut), Path: "b2", New: toWire(fileEntry([]byte("cde"))), Inline: true},
+		}}), Data: []byte("abcde")},
 	}
 	var all []byte
 	for _, fr := range ops {
