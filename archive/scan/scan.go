@@ -9,7 +9,6 @@ import (
 	"os"
 	"runtime"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -625,27 +624,10 @@ func OpenDir(root, rel string) (int, error) {
 // it, else the parent through OpenDirAt and the file with O_NOFOLLOW.
 func OpenFileAt(rootfd int, rel string) (int, error) {
 	const flags = unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_CLOEXEC
-	if !openat2Missing.Load() {
-		fd, err := unix.Openat2(rootfd, rel, &unix.OpenHow{
-			Flags:   flags,
-			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
-		})
-		switch {
-		case err == nil:
-			return fd, nil
-		case errors.Is(err, unix.ENOSYS):
-			openat2Missing.Store(true)
-		default:
-			return -1, err
-		}
+	if fd, ok, err := openat2Beneath(rootfd, rel, flags); ok {
+		return fd, err
 	}
-	dir, base := rel, rel
-	if i := strings.LastIndexByte(rel, '/'); i >= 0 {
-		dir, base = rel[:i], rel[i+1:]
-	} else {
-		dir = ""
-	}
-	dirfd, err := OpenDirAt(rootfd, dir)
+	dirfd, err := OpenDirAt(rootfd, state.Parent(rel))
 	if err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
@@ -654,11 +636,29 @@ func OpenFileAt(rootfd int, rel string) (int, error) {
 		return -1, err
 	}
 	defer unix.Close(dirfd)
-	return unix.Openat(dirfd, base, flags, 0)
+	return unix.Openat(dirfd, state.Base(rel), flags, 0)
 }
 
 // openat2Missing is set once the kernel has said it lacks openat2.
 var openat2Missing atomic.Bool
+
+// openat2Beneath opens rel below rootfd with openat2, never following a
+// symlink and never leaving rootfd. ok is false when the kernel lacks
+// openat2 (Linux before 5.6): the caller then walks the path itself.
+func openat2Beneath(rootfd int, rel string, flags uint64) (fd int, ok bool, err error) {
+	if openat2Missing.Load() {
+		return -1, false, nil
+	}
+	fd, err = unix.Openat2(rootfd, rel, &unix.OpenHow{
+		Flags:   flags,
+		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if errors.Is(err, unix.ENOSYS) {
+		openat2Missing.Store(true)
+		return -1, false, nil
+	}
+	return fd, true, err
+}
 
 // OpenDirAt opens the directory rel below the directory rootfd without
 // following any symlink and without leaving it: with openat2's
@@ -668,16 +668,10 @@ func OpenDirAt(rootfd int, rel string) (int, error) {
 	if rel == "" {
 		return unix.Dup(rootfd)
 	}
-	if !openat2Missing.Load() {
-		fd, err := unix.Openat2(rootfd, rel, &unix.OpenHow{
-			Flags:   unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC | unix.O_NOFOLLOW,
-			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
-		})
+	if fd, ok, err := openat2Beneath(rootfd, rel, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW); ok {
 		switch {
 		case err == nil:
 			return fd, nil
-		case errors.Is(err, unix.ENOSYS):
-			openat2Missing.Store(true)
 		case errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.EXDEV):
 			return -1, &fs.PathError{Op: "open", Path: rel, Err: fmt.Errorf("%w: a component is a symlink or not a directory", err)}
 		default:

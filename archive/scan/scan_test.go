@@ -691,6 +691,19 @@ func TestOpenDirAt(t *testing.T) {
 					t.Errorf("OpenDirAt(%q) error %v is not a PathError", tt.rel, err)
 				}
 			}
+			// OpenFileAt: the same rules for the file at the end.
+			for _, ft := range []struct {
+				rel string
+				ok  bool
+			}{{"file", true}, {"link", false}, {"a/uplink/file", false}, {"out/secret", false}, {"../" + filepath.Base(root) + "/file", false}, {"missing", false}} {
+				fd, err := OpenFileAt(rootfd, ft.rel)
+				if err == nil {
+					unix.Close(fd)
+				}
+				if (err == nil) != ft.ok {
+					t.Errorf("OpenFileAt(%q) = %v, want success %v", ft.rel, err, ft.ok)
+				}
+			}
 			fd, err := OpenDir(root, "a/b")
 			if err != nil {
 				t.Errorf("OpenDir(a/b): %v", err)

@@ -94,31 +94,42 @@ func (f *fixture) open(req remote.OpenRequest) *Endpoint {
 // commitScan scans and records every change in the archive.
 func (f *fixture) commitScan() remote.ScanReply {
 	f.t.Helper()
-	ctx := context.Background()
-	rep, err := f.e.Scan(ctx, remote.ScanRequest{}, nil)
+	rep, err := f.e.Scan(context.Background(), remote.ScanRequest{}, nil)
 	if err != nil {
 		f.t.Fatalf("Scan: %v", err)
 	}
+	commitChanges(f.t, f.e, f.root, rep)
+	return rep
+}
+
+// commitChanges records a scan's changes in e's archive, as the engine
+// would after a sync: new files the scan left unread are hashed first
+// (the archive takes only hashed entries).
+func commitChanges(t *testing.T, e *Endpoint, root string, rep remote.ScanReply) {
+	t.Helper()
+	ctx := context.Background()
 	var recs []remote.Record
 	for _, c := range rep.Changes {
-		e := c.New
-		if e != nil && e.Unhashed {
-			// New files are left unread by the scan; the archive
-			// takes only hashed entries, as the engine gives it.
+		ent := c.New
+		if ent != nil && ent.Unhashed {
 			if c.Old != nil {
-				f.t.Fatalf("Scan left %s unread though the archive records it", c.Path)
+				t.Fatalf("Scan left %s unread though the archive records it", c.Path)
 			}
-			e = f.entry(c.Path)
-			if e == nil || e.Unhashed || e.Hash != blake3.Sum256([]byte(f.read(c.Path))) {
-				f.t.Fatalf("Stat(%s) = %+v after the scan left it unread", c.Path, e)
+			es, err := e.Stat(ctx, []string{c.Path})
+			if err != nil {
+				t.Fatalf("Stat(%q): %v", c.Path, err)
+			}
+			ent = es[0]
+			b, _ := os.ReadFile(filepath.Join(root, c.Path))
+			if ent == nil || ent.Unhashed || ent.Hash != blake3.Sum256(b) {
+				t.Fatalf("Stat(%s) = %+v after the scan left it unread", c.Path, ent)
 			}
 		}
-		recs = append(recs, remote.Record{Path: c.Path, Entry: e})
+		recs = append(recs, remote.Record{Path: c.Path, Entry: ent})
 	}
-	if err := f.e.Commit(ctx, recs); err != nil {
-		f.t.Fatalf("Commit: %v", err)
+	if err := e.Commit(ctx, recs); err != nil {
+		t.Fatalf("Commit: %v", err)
 	}
-	return rep
 }
 
 // entry returns the current state of p as the endpoint sees it.
@@ -1320,11 +1331,7 @@ func TestBackupDirNamedThroughSymlink(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var recs []remote.Record
-			for _, c := range rep.Changes {
-				recs = append(recs, remote.Record{Path: c.Path, Entry: c.New})
-			}
-			e.Commit(ctx, recs)
+			commitChanges(t, e, real, rep)
 			es, _ := e.Stat(ctx, []string{"f"})
 			if _, err := e.Apply(ctx, remote.Op{Kind: remote.OpPut, Path: "f", Expect: es[0], New: fileEntry("two", 0o644, t0)}, strings.NewReader("two")); err != nil {
 				t.Fatal(err)

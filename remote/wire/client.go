@@ -633,11 +633,10 @@ func (cl *Client) Apply(ctx context.Context, op remote.Op, content io.Reader) (*
 		}
 		defer release()
 	}
-	w := &wOp{Kind: uint8(op.Kind), Path: op.Path, Expect: toWire(op.Expect), New: toWire(op.New), Delta: op.Delta}
 	if op.Kind == remote.OpPut && !op.Delta && op.New != nil && op.New.Size <= inlineMax {
 		return cl.applyInline(ctx, op, content)
 	}
-	st, err := cl.start(ctx, tApply, w)
+	st, err := cl.start(ctx, tApply, &wOp{Kind: uint8(op.Kind), Path: op.Path, Expect: toWire(op.Expect), New: toWire(op.New), Delta: op.Delta})
 	if err != nil {
 		return nil, err
 	}
