@@ -31,6 +31,10 @@ func (h Header) check() error {
 	return nil
 }
 
+// copyChunk is how many bytes of the basis a Copy reads and writes at a
+// time.
+const copyChunk = 1 << 20
+
 // Patcher rebuilds a file from its basis, one instruction at a time.
 type Patcher struct {
 	basis   io.ReaderAt
@@ -71,14 +75,17 @@ func (p *Patcher) Apply(in Instr) error {
 		if in.Block < 0 || in.Count <= 0 || in.Block >= p.blocks || in.Count > p.blocks-in.Block {
 			return fmt.Errorf("%w: copy of blocks [%d, +%d) from a basis of %d blocks", ErrCorrupt, in.Block, in.Count, p.blocks)
 		}
-		if p.buf == nil {
-			p.buf = make([]byte, p.h.BlockSize)
-		}
 		bs := int64(p.h.BlockSize)
 		off := in.Block * bs
 		end := min((in.Block+in.Count)*bs, p.h.BasisSize)
+		// A run of blocks is copied up to copyChunk bytes at a time: a
+		// 1 GiB file mostly unchanged is one run, and a block at a time
+		// would cost two system calls per block.
+		if want := min(max(copyChunk, bs), end-off); int64(len(p.buf)) < want {
+			p.buf = make([]byte, want)
+		}
 		for off < end {
-			chunk := p.buf[:min(bs, end-off)]
+			chunk := p.buf[:min(int64(len(p.buf)), end-off)]
 			n, err := p.basis.ReadAt(chunk, off)
 			if n < len(chunk) {
 				if err == nil || err == io.EOF {

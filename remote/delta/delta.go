@@ -135,10 +135,19 @@ func (m *matcher) blockLen(i int64) int {
 type emitter struct {
 	emit    func(Instr) error
 	pending Instr // a Copy not yet emitted (Count 0: none)
+	// maxRun caps the blocks one Copy covers, so that the receiver can
+	// rebuild while the sender is still reading: a file unchanged but for
+	// one byte would otherwise be two instructions, each sent only once
+	// the sender has read half the file.
+	maxRun int64
 }
 
+// maxRunBytes is about how much of the basis one Copy instruction covers
+// at most.
+const maxRunBytes = 8 << 20
+
 func (e *emitter) copy(block int64) error {
-	if e.pending.Count > 0 && e.pending.Block+e.pending.Count == block {
+	if e.pending.Count > 0 && e.pending.Block+e.pending.Count == block && e.pending.Count < e.maxRun {
 		e.pending.Count++
 		return nil
 	}
@@ -177,16 +186,16 @@ func (e *emitter) flush() error {
 
 // Delta reads the new version of a file from newFile and calls emit with
 // the instructions that rebuild it from the basis sig describes: Copy
-// instructions (adjacent blocks merged into one) and Literal ones of at
-// most MaxLiteral bytes. It reads newFile once, front to back, holding at
-// most MaxLiteral plus two blocks of it; an error from emit stops it and is
-// returned as it is.
+// instructions (runs of adjacent blocks merged, up to about 8 MiB each)
+// and Literal ones of at most MaxLiteral bytes. It reads newFile once,
+// front to back, holding at most MaxLiteral plus two blocks of it; an error
+// from emit stops it and is returned as it is.
 func Delta(sig *Sig, newFile io.Reader, emit func(Instr) error) error {
 	if err := sig.check(); err != nil {
 		return err
 	}
-	e := &emitter{emit: emit}
 	bs := sig.BlockSize
+	e := &emitter{emit: emit, maxRun: int64(max(maxRunBytes/bs, 1))}
 	if len(sig.Blocks) == 0 {
 		// Nothing to match against: the whole file is literal.
 		buf := make([]byte, MaxLiteral)

@@ -343,3 +343,51 @@ func TestSignatureBatches(t *testing.T) {
 		}
 	}
 }
+
+// TestWeakSumsDefinition checks the chunked weak sums against the byte
+// loop that defines them, for every length around the chunk size and for
+// bytes at their largest (where the 16-bit lanes are closest to
+// overflowing).
+func TestWeakSumsDefinition(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	random := randBytes(r, 4*weakChunk+7)
+	full := bytes.Repeat([]byte{0xff}, 4*weakChunk+7)
+	for name, data := range map[string][]byte{"random": random, "0xff": full} {
+		for n := 0; n <= len(data); n++ {
+			var pa, pb uint32
+			for _, c := range data[:n] {
+				pa += uint32(c)
+				pb += pa
+			}
+			if a, b := weakSums(data[:n]); a != pa || b != pb {
+				t.Fatalf("%s, %d bytes: weakSums = (%#x, %#x), definition gives (%#x, %#x)", name, n, a, b, pa, pb)
+			}
+		}
+	}
+}
+
+// TestCopyRunsCapped checks that a long unchanged stretch is sent as
+// several copies of at most maxRunBytes each, in order and covering every
+// block, so that the receiver can start before the sender has read it all.
+func TestCopyRunsCapped(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	base := randBytes(r, 3*maxRunBytes+12345)
+	sig, err := Signature(bytes.NewReader(base), int64(len(base)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	instrs, _ := runDelta(t, sig, base)
+	if len(instrs) < 4 {
+		t.Fatalf("a file of %d bytes gave %d instructions, want at least 4 runs of at most %d bytes", len(base), len(instrs), maxRunBytes)
+	}
+	next := int64(0)
+	for _, in := range instrs {
+		if in.Kind != Copy || in.Block != next || in.Count*int64(sig.BlockSize) > maxRunBytes {
+			t.Fatalf("instruction %+v (block size %d): want a copy from block %d of at most %d bytes", in, sig.BlockSize, next, maxRunBytes)
+		}
+		next += in.Count
+	}
+	if next != int64(len(sig.Blocks)) {
+		t.Fatalf("copies cover %d blocks, want %d", next, len(sig.Blocks))
+	}
+}

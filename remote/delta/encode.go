@@ -1,6 +1,7 @@
 package delta
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -292,23 +293,62 @@ func WriteDelta(w io.Writer, sig *Sig, newFile io.Reader) error {
 	if err != nil {
 		return err
 	}
-	if err := Delta(sig, newFile, iw.Write); err != nil {
+	// A writer that buffers (the wire's data stream, NewReader's) is
+	// flushed whenever the instructions written since the last flush stand
+	// for flushEvery bytes of the result: the receiver then rebuilds while
+	// this side is still reading, instead of waiting for a buffer that a
+	// few Copy instructions would take a whole file to fill.
+	f, _ := w.(flusher)
+	var since int64
+	emit := func(in Instr) error {
+		before := iw.size
+		if err := iw.Write(in); err != nil {
+			return err
+		}
+		if since += iw.size - before; f != nil && since >= flushEvery {
+			since = 0
+			if err := f.Flush(); err != nil {
+				return fmt.Errorf("delta: write instruction: %w", err)
+			}
+		}
+		return nil
+	}
+	if err := Delta(sig, newFile, emit); err != nil {
 		return err
 	}
-	return iw.Close()
+	if err := iw.Close(); err != nil {
+		return err
+	}
+	if f != nil {
+		return f.Flush()
+	}
+	return nil
 }
+
+// flusher is a buffering writer WriteDelta flushes now and then.
+type flusher interface{ Flush() error }
+
+// flushEvery is how much of the rebuilt file the instructions between two
+// flushes stand for.
+const flushEvery = 4 << 20
 
 // NewReader returns a reader of the encoded delta of newFile against sig,
 // computed as it is read (in a goroutine that ends when the delta is done
 // or the reader is closed). It is what an OpPut with Delta set takes as
-// content.
+// content. Each Read returns what one flush of WriteDelta produced (at most
+// readerBuffer bytes), so a caller that sends what each Read returns keeps
+// the receiver busy.
 func NewReader(sig *Sig, newFile io.Reader) io.ReadCloser {
 	pr, pw := io.Pipe()
 	go func() {
-		pw.CloseWithError(WriteDelta(pw, sig, newFile))
+		bw := bufio.NewWriterSize(pw, readerBuffer)
+		pw.CloseWithError(WriteDelta(bw, sig, newFile))
 	}()
 	return pr
 }
+
+// readerBuffer is the buffer of NewReader.
+const readerBuffer = 128 << 10
 
 // Encode writes s to w.
 func (s *Sig) Encode(w io.Writer) error {
