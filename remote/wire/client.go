@@ -650,8 +650,21 @@ func (cl *Client) Apply(ctx context.Context, op remote.Op, content io.Reader) (*
 		}
 		buf := getChunk()
 		defer putChunk(buf)
+		// A delta arrives in flushes of its encoder, each standing for
+		// megabytes the server rebuilds: send each as it comes rather than
+		// waiting to fill a chunk, which a delta may take a whole file to do.
+		read := func() (int, error) { return io.ReadFull(content, buf) }
+		if op.Delta {
+			read = func() (int, error) {
+				n, err := content.Read(buf)
+				if err == io.EOF && n > 0 {
+					err = nil
+				}
+				return n, err
+			}
+		}
 		for {
-			n, rerr := io.ReadFull(content, buf)
+			n, rerr := read()
 			if n > 0 {
 				f, err := cl.c.waitCredit(ctx, st, true)
 				if errors.Is(err, errEarlyReply) {
@@ -665,13 +678,14 @@ func (cl *Client) Apply(ctx context.Context, op remote.Op, content io.Reader) (*
 					return nil, err
 				}
 			}
-			if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			eof := rerr == io.EOF || rerr == io.ErrUnexpectedEOF
+			if eof {
 				rerr = nil
 			}
 			if rerr != nil {
 				contentErr = fmt.Errorf("read the contents for %s: %w", state.Display(op.Path), rerr)
 			}
-			if rerr != nil || n < len(buf) {
+			if rerr != nil || eof {
 				var body any
 				if contentErr != nil {
 					body = encodeError(contentErr)

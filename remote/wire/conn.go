@@ -386,6 +386,10 @@ func (w *dataWriter) flush() error {
 	return err
 }
 
+// Flush sends what is buffered now, so that the reader can act on it
+// before the buffer fills (delta.WriteDelta calls it).
+func (w *dataWriter) Flush() error { return w.flush() }
+
 // end flushes what is buffered and ends the stream, carrying err (nil for
 // a normal end) to the reader.
 func (w *dataWriter) end(err error) error {
