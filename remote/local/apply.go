@@ -287,7 +287,8 @@ func (e *Endpoint) writeTemp(dirfd int, op remote.Op, content io.Reader) (tmp st
 			unix.Unlinkat(dirfd, temp, 0)
 		}
 	}()
-	h := blake3.New()
+	h, stopHash := newHashWriter(op.New.Size)
+	defer stopHash()
 	var n int64
 	if op.Delta {
 		basis, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
@@ -421,7 +422,7 @@ var errWrite = errors.New("write")
 // copyHashed copies content to f and h through a pooled buffer and returns
 // the number of bytes copied. A write error wraps errWrite; a read error is
 // returned as the reader gave it (the source changed, the link dropped).
-func copyHashed(f io.Writer, h *blake3.Hasher, content io.Reader) (int64, error) {
+func copyHashed(f io.Writer, h io.Writer, content io.Reader) (int64, error) {
 	buf := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(buf)
 	var n int64
