@@ -457,7 +457,7 @@ func (x *executor) transfer(S, D reconcile.Side, p string, src, dst *state.Entry
 	from, to := x.s.ep[S], x.s.ep[D]
 	op := remote.Op{Kind: remote.OpPut, Path: p, Expect: dst, New: src}
 	if dst != nil && dst.Kind == state.File && !src.Unhashed && dst.Size >= deltaThreshold && src.Size >= deltaThreshold && !(isLocal(from) && isLocal(to)) {
-		if ent, err, ok := x.deltaTransfer(from, to, op); ok {
+		if ent, err, ok := x.deltaTransfer(D, op); ok {
 			return ent, err
 		}
 	}
@@ -470,35 +470,39 @@ func (x *executor) transfer(S, D reconcile.Side, p string, src, dst *state.Entry
 	return to.Apply(x.ctx, op, cr)
 }
 
-// deltaTransfer tries an rsync-style transfer; ok is false when the
-// endpoints cannot do one (then a whole-file copy follows).
-func (x *executor) deltaTransfer(from, to remote.Endpoint, op remote.Op) (*state.Entry, error, bool) {
+// deltaTransfer tries an rsync-style transfer to side D; ok is false when
+// the endpoints cannot do one (then a whole-file copy follows).
+func (x *executor) deltaTransfer(D reconcile.Side, op remote.Op) (*state.Entry, error, bool) {
+	from, to := x.s.ep[3-D], x.s.ep[D]
 	signer, ok := to.(Signer)
 	if !ok {
 		return nil, nil, false
 	}
-	var rc io.ReadCloser
-	if dr, ok := from.(DeltaReader); ok && !isLocal(from) {
-		sig, err := signer.Signature(x.ctx, op.Path, op.Expect)
-		if err != nil {
+	dr, remoteDelta := from.(DeltaReader)
+	remoteDelta = remoteDelta && !isLocal(from)
+	if !remoteDelta && !isLocal(from) {
+		return nil, nil, false
+	}
+	sig := x.s.prefetch.take(x.ctx, D, op.Path, op.Expect)
+	if sig == nil {
+		var err error
+		if sig, err = signer.Signature(x.ctx, op.Path, op.Expect); err != nil {
 			return nil, err, true
 		}
+	}
+	var rc io.ReadCloser
+	if remoteDelta {
+		var err error
 		if rc, err = dr.ReadDelta(x.ctx, op.Path, op.New, sig); err != nil {
 			return nil, err, true
 		}
-	} else if isLocal(from) {
-		sig, err := signer.Signature(x.ctx, op.Path, op.Expect)
-		if err != nil {
-			return nil, err, true
-		}
+	} else {
 		f, err := from.ReadFile(x.ctx, op.Path, op.New)
 		if err != nil {
 			return nil, err, true
 		}
 		defer f.Close()
 		rc = delta.NewReader(sig, f)
-	} else {
-		return nil, nil, false
 	}
 	defer rc.Close()
 	op.Delta = true

@@ -33,6 +33,8 @@ type Session struct {
 	// forget lists paths that only one archive still records while both
 	// sides lack them; both archives drop them.
 	forget []string
+	// prefetch fetches delta signatures during the scan (nil: never).
+	prefetch *prefetcher
 }
 
 // Prepare connects to both roots, opens their archives, scans both sides
@@ -78,6 +80,7 @@ func (s *Session) ScanReplies() (remote.ScanReply, remote.ScanReply) { return s.
 
 // Close closes both endpoints, releasing their locks.
 func (s *Session) Close() error {
+	s.prefetch.stop()
 	var errs []error
 	for i := 1; i <= 2; i++ {
 		if s.ep[i] != nil {
@@ -166,6 +169,7 @@ func asFatal(err error) error {
 
 func (s *Session) scanBoth(ctx context.Context, progress func(ScanEvent)) error {
 	var mu sync.Mutex
+	s.prefetch = newPrefetcher(ctx, s)
 	err := both(func(i int) error {
 		var cb func(remote.ScanProgress)
 		if progress != nil {
@@ -175,11 +179,13 @@ func (s *Session) scanBoth(ctx context.Context, progress func(ScanEvent)) error 
 				progress(ScanEvent{Side: reconcile.Side(i), ScanProgress: p})
 			}
 		}
-		reply, err := s.ep[i].Scan(ctx, remote.ScanRequest{}, cb)
+		reply, err := s.ep[i].Scan(ctx, s.prefetch.scanRequest(i), cb)
 		if err != nil {
+			s.prefetch.scanDone(i, false)
 			return err
 		}
 		s.scan[i] = reply
+		s.prefetch.scanDone(i, true)
 		if cb != nil {
 			mu.Lock()
 			progress(ScanEvent{Side: reconcile.Side(i), ScanProgress: remote.ScanProgress{

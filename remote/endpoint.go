@@ -111,7 +111,14 @@ type OpenReply struct {
 }
 
 // ScanRequest parameterises a scan.
-type ScanRequest struct{}
+type ScanRequest struct {
+	// Hashing, if set, is called (from any goroutine) just before the scan
+	// reads a file to hash it because its stat data no longer match the
+	// archived file entry old; cur is its state now. The engine uses it
+	// to fetch the other side's delta signature meanwhile. Endpoints whose
+	// scan runs on another machine never call it.
+	Hashing func(p string, old, cur *state.Entry)
+}
 
 // ScanProgress carries running counts during a scan.
 type ScanProgress struct {

@@ -42,6 +42,9 @@ type Options struct {
 	Progress func(remote.ScanProgress)
 	// All reports every path, changed or not (used to list a subtree).
 	All bool
+	// Hashing, if set, is called before a file the archive records as a
+	// file is read to hash it (see remote.ScanRequest.Hashing).
+	Hashing func(p string, old, cur *state.Entry)
 	// LazyNew leaves files the archive does not record unread: they are
 	// reported with state.Entry.Unhashed set. A first sync then reads each
 	// file once, to copy it, instead of twice.
@@ -463,6 +466,9 @@ func (s *scanner) handleName(dirfd int, dirPath string, components []string, nam
 			cur.Unhashed = true
 			s.record(p, cur, old)
 			return
+		}
+		if s.opts.Hashing != nil && old != nil && old.Kind == state.File {
+			s.opts.Hashing(p, old, cur)
 		}
 		if pending != nil {
 			pending.Add(1)

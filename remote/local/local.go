@@ -246,7 +246,7 @@ func (e *Endpoint) archiveOrNil() scan.Archive {
 
 // Scan walks the root against the archive.
 func (e *Endpoint) Scan(ctx context.Context, req remote.ScanRequest, progress func(remote.ScanProgress)) (remote.ScanReply, error) {
-	res, err := scan.Scan(ctx, e.root, "", e.archiveOrNil(), scan.Options{Ignore: e.ignore, Progress: progress, LazyNew: true})
+	res, err := scan.Scan(ctx, e.root, "", e.archiveOrNil(), scan.Options{Ignore: e.ignore, Progress: progress, LazyNew: true, Hashing: req.Hashing})
 	if err != nil {
 		return remote.ScanReply{}, fatalf("scan %s: %v", e.root, err)
 	}

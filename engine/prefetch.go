@@ -1,0 +1,185 @@
+package engine
+
+import (
+	"context"
+	"sync"
+
+	"github.com/concord-sync/concord/archive/state"
+	"github.com/concord-sync/concord/reconcile"
+	"github.com/concord-sync/concord/remote"
+	"github.com/concord-sync/concord/remote/delta"
+)
+
+// prefetchMin is the size from which a changed file's delta signature is
+// fetched from the other side while this side's scan hashes the file. A
+// 1 GiB file takes about half a second to hash and as long to sign: done
+// one after the other, each leaves a core idle.
+const prefetchMin = 1 << 20
+
+// prefetchParallel bounds the signatures computed at once: each already
+// uses every core of the side that computes it.
+const prefetchParallel = 2
+
+// prefetcher fetches delta signatures ahead of the plan. When one side's
+// scan is about to hash a large file whose stat data changed, and the other
+// side still has the archived version unchanged, the plan will most likely
+// send the file there by delta, and the first thing that needs is the other
+// side's signature: the prefetcher asks for it at once, so that the other
+// side computes it while this side hashes. The transfer uses it if it was
+// computed against the very entry the transfer expects; otherwise (or if
+// the plan does something else) it is dropped.
+type prefetcher struct {
+	s      *Session
+	ctx    context.Context
+	cancel context.CancelFunc
+	// scanned[i] is closed when side i's scan has ended; ok[i] then says
+	// whether it succeeded (s.scan[i] holds its reply).
+	scanned [3]chan struct{}
+	ok      [3]bool
+	// changed[i] holds the paths side i's scan reported, built once.
+	changed     [3]map[string]bool
+	changedOnce [3]sync.Once
+	sem         chan struct{}
+	wg          sync.WaitGroup
+
+	mu   sync.Mutex
+	sigs map[prefetchKey]*prefetched
+}
+
+type prefetchKey struct {
+	side reconcile.Side // the side that holds the basis
+	path string
+}
+
+// prefetched is one signature fetched or being fetched.
+type prefetched struct {
+	expect *state.Entry // the basis the signature must be of
+	done   chan struct{}
+	sig    *delta.Sig
+	err    error
+}
+
+// newPrefetcher returns a prefetcher for s, or nil when no signature can be
+// useful: a dry run transfers nothing, and between two local roots files
+// are copied whole.
+func newPrefetcher(ctx context.Context, s *Session) *prefetcher {
+	if s.cfg.DryRun || (isLocal(s.ep[1]) && isLocal(s.ep[2])) {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	p := &prefetcher{s: s, ctx: ctx, cancel: cancel, sem: make(chan struct{}, prefetchParallel), sigs: make(map[prefetchKey]*prefetched)}
+	for i := 1; i <= 2; i++ {
+		p.scanned[i] = make(chan struct{})
+	}
+	return p
+}
+
+// scanDone records that side i's scan ended (ok: successfully).
+func (p *prefetcher) scanDone(i int, ok bool) {
+	if p == nil {
+		return
+	}
+	p.ok[i] = ok
+	close(p.scanned[i])
+}
+
+// hashing is the scan callback of side i: old is the archived entry of a
+// file about to be hashed, cur its state now.
+func (p *prefetcher) hashing(i int, path string, old, cur *state.Entry) {
+	if p == nil || !p.s.agree || old.Kind != state.File || old.Size < prefetchMin || cur.Size < prefetchMin {
+		return
+	}
+	j := 3 - i
+	signer, ok := p.s.ep[j].(Signer)
+	if !ok {
+		return
+	}
+	key := prefetchKey{side: reconcile.Side(j), path: path}
+	p.mu.Lock()
+	if _, dup := p.sigs[key]; dup {
+		p.mu.Unlock()
+		return
+	}
+	pf := &prefetched{expect: old, done: make(chan struct{})}
+	p.sigs[key] = pf
+	p.mu.Unlock()
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		defer close(pf.done)
+		pf.err = context.Canceled
+		// Only where the other side's scan saw no change at the path is
+		// the archived entry still what it holds.
+		select {
+		case <-p.scanned[j]:
+		case <-p.ctx.Done():
+			return
+		}
+		if !p.ok[j] || p.changedOn(j)[path] {
+			return
+		}
+		select {
+		case p.sem <- struct{}{}:
+		case <-p.ctx.Done():
+			return
+		}
+		defer func() { <-p.sem }()
+		pf.sig, pf.err = signer.Signature(p.ctx, path, old)
+	}()
+}
+
+// changedOn returns the set of paths side i's scan reported; its scan must
+// have ended successfully.
+func (p *prefetcher) changedOn(i int) map[string]bool {
+	p.changedOnce[i].Do(func() {
+		m := make(map[string]bool, len(p.s.scan[i].Changes))
+		for _, c := range p.s.scan[i].Changes {
+			m[c.Path] = true
+		}
+		p.changed[i] = m
+	})
+	return p.changed[i]
+}
+
+// take returns the signature prefetched of path on side, if one was fetched
+// successfully of the entry expect, waiting for it if it is still being
+// computed. Each signature is handed out once.
+func (p *prefetcher) take(ctx context.Context, side reconcile.Side, path string, expect *state.Entry) *delta.Sig {
+	if p == nil {
+		return nil
+	}
+	key := prefetchKey{side: side, path: path}
+	p.mu.Lock()
+	pf := p.sigs[key]
+	delete(p.sigs, key)
+	p.mu.Unlock()
+	if pf == nil || !state.Equal(pf.expect, expect) {
+		return nil
+	}
+	select {
+	case <-pf.done:
+	case <-ctx.Done():
+		return nil
+	}
+	if pf.err != nil {
+		return nil
+	}
+	return pf.sig
+}
+
+// stop cancels what is still being fetched and waits for it.
+func (p *prefetcher) stop() {
+	if p == nil {
+		return
+	}
+	p.cancel()
+	p.wg.Wait()
+}
+
+// scanRequest returns the scan request for side i.
+func (p *prefetcher) scanRequest(i int) remote.ScanRequest {
+	if p == nil {
+		return remote.ScanRequest{}
+	}
+	return remote.ScanRequest{Hashing: func(path string, old, cur *state.Entry) { p.hashing(i, path, old, cur) }}
+}

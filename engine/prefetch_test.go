@@ -1,0 +1,135 @@
+package engine_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/concord-sync/concord/archive/state"
+	"github.com/concord-sync/concord/engine"
+	"github.com/concord-sync/concord/remote"
+	"github.com/concord-sync/concord/remote/delta"
+	"github.com/concord-sync/concord/remote/local"
+)
+
+// signingEndpoint stands for a remote side: it wraps a local endpoint (so
+// the engine does not take it for a local one and sends it deltas), signs
+// files through it, and counts the signatures asked for.
+type signingEndpoint struct {
+	remote.Endpoint
+	signer     engine.Signer
+	signatures atomic.Int64
+	signed     chan struct{} // closed at the first signature
+	once       sync.Once
+}
+
+func (s *signingEndpoint) Signature(ctx context.Context, p string, expect *state.Entry) (*delta.Sig, error) {
+	s.signatures.Add(1)
+	s.once.Do(func() { close(s.signed) })
+	return s.signer.Signature(ctx, p, expect)
+}
+
+// waitingEndpoint holds its scan's reply back until a signature was asked
+// for (or a timeout passed), so that a test can tell a signature fetched
+// during the scan from one fetched by the transfer.
+type waitingEndpoint struct {
+	remote.Endpoint
+	t      *testing.T
+	signed func() chan struct{}
+	deltas atomic.Int64
+}
+
+// ReadDelta computes the delta of a file as a remote source does.
+func (w *waitingEndpoint) ReadDelta(ctx context.Context, p string, expect *state.Entry, sig *delta.Sig) (io.ReadCloser, error) {
+	w.deltas.Add(1)
+	f, err := w.ReadFile(ctx, p, expect)
+	if err != nil {
+		return nil, err
+	}
+	return readCloser{delta.NewReader(sig, f), f}, nil
+}
+
+// readCloser reads from one reader and closes two.
+type readCloser struct {
+	io.ReadCloser
+	also io.Closer
+}
+
+func (r readCloser) Close() error {
+	r.also.Close()
+	return r.ReadCloser.Close()
+}
+
+func (w *waitingEndpoint) Scan(ctx context.Context, req remote.ScanRequest, progress func(remote.ScanProgress)) (remote.ScanReply, error) {
+	reply, err := w.Endpoint.Scan(ctx, req, progress)
+	select {
+	case <-w.signed():
+	case <-time.After(10 * time.Second):
+		w.t.Error("no signature was asked for while side 1 was being scanned")
+	}
+	return reply, err
+}
+
+// signingConfig returns a configuration whose side 2 is a signingEndpoint,
+// stored in *ep when dialled, and whose side 1 is a waitingEndpoint, stored
+// in *src.
+func (p *pair) signingConfig(ep **signingEndpoint, src **waitingEndpoint) engine.Config {
+	cfg := p.config()
+	sig := &signingEndpoint{signed: make(chan struct{})}
+	cfg.Dial = func(ctx context.Context, root string) (remote.Endpoint, error) {
+		l := local.New(root, local.Options{Version: "test"})
+		if root != p.root[2] {
+			*src = &waitingEndpoint{Endpoint: l, t: p.t, signed: func() chan struct{} { return sig.signed }}
+			return *src, nil
+		}
+		sig.Endpoint, sig.signer = l, l
+		*ep = sig
+		return sig, nil
+	}
+	return cfg
+}
+
+// TestPrefetchedSignature checks that a large file edited on one side is
+// sent by delta with the signature fetched during the scan (asked for once,
+// not again by the transfer), and that nothing is fetched for a file both
+// sides edited (a conflict, which sends nothing).
+func TestPrefetchedSignature(t *testing.T) {
+	p := newPair(t)
+	r := rand.New(rand.NewPCG(1, 2))
+	big := make([]byte, 3<<20)
+	for i := range big {
+		big[i] = byte(r.Uint32())
+	}
+	p.write(1, "big.bin", string(big))
+	p.write(1, "both.bin", string(big))
+	p.sync(p.config())
+
+	edited := bytes.Clone(big)
+	copy(edited[1<<20:], "an edit in the middle of the file")
+	p.write(1, "big.bin", string(edited))
+	p.write(1, "both.bin", string(edited[:len(edited)-1]))
+	p.write(2, "both.bin", string(edited[:len(edited)-2]))
+
+	var ep *signingEndpoint
+	var src *waitingEndpoint
+	res := p.sync(p.signingConfig(&ep, &src))
+	got := outcomes(res)
+	want := []string{"big.bin 1to2 done", "both.bin conflict skipped"}
+	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+		t.Fatalf("outcomes %q, want %q", got, want)
+	}
+	if n := ep.signatures.Load(); n != 1 {
+		t.Errorf("side 2 was asked for %d signatures, want 1 (prefetched for big.bin and used by its transfer; none for the conflict)", n)
+	}
+	if n := src.deltas.Load(); n != 1 {
+		t.Errorf("%d deltas were computed, want 1 (big.bin)", n)
+	}
+	if p.tree(2)["big.bin"] != "file "+string(edited) {
+		t.Error("big.bin on side 2 is not the edited version")
+	}
+}
