@@ -545,6 +545,22 @@ func HashAt(dirfd int, name string, buf []byte) ([32]byte, *unix.Stat_t, int64, 
 		return sum, &st, 0, fmt.Errorf("not a regular file")
 	}
 	before := st
+	if before.Size <= int64(len(buf)) {
+		// Most files fit the buffer: one read and one call hash them,
+		// without a hasher to allocate.
+		n, err := readFull(fd, buf[:before.Size])
+		if err != nil {
+			return sum, nil, n, err
+		}
+		if err := unix.Fstat(fd, &st); err != nil {
+			return sum, nil, n, err
+		}
+		sum = blake3.Sum256(buf[:n])
+		if st.Size != before.Size || st.Mtim != before.Mtim || st.Ctim != before.Ctim || n != st.Size {
+			return sum, &st, n, errChanging
+		}
+		return sum, &st, n, nil
+	}
 	h := blake3.New()
 	// Read up to the size fstat gave, not to end of file: a small file
 	// then takes one read(2), not two. A file that grew, shrank or was
@@ -573,6 +589,23 @@ func HashAt(dirfd int, name string, buf []byte) ([32]byte, *unix.Stat_t, int64, 
 		return sum, &st, n, errChanging
 	}
 	return sum, &st, n, nil
+}
+
+// readFull reads into b until it is full or the file ends, and returns how
+// many bytes it read.
+func readFull(fd int, b []byte) (int64, error) {
+	var n int64
+	for n < int64(len(b)) {
+		k, err := RawFile(fd).Read(b[n:])
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return n, err
+		}
+		n += int64(k)
+	}
+	return n, nil
 }
 
 // errChanging reports a file that changed while it was read.

@@ -597,11 +597,15 @@ func TestHashAt(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unix.Close(fd)
-	buf := make([]byte, 3) // smaller than the file: several reads
-	h, st, n, err := HashAt(fd, "f", buf)
-	if err != nil || n != 4 || h != blake3.Sum256([]byte("data")) || st.Size != 4 {
-		t.Errorf("HashAt(f) = %x, %d, %v", h, n, err)
+	// A buffer smaller than the file takes several reads; a larger one
+	// one read and no hasher.
+	for _, size := range []int{3, 4, 64} {
+		h, st, n, err := HashAt(fd, "f", make([]byte, size))
+		if err != nil || n != 4 || h != blake3.Sum256([]byte("data")) || st.Size != 4 {
+			t.Errorf("buffer of %d bytes: HashAt(f) = %x, %d, %v", size, h, n, err)
+		}
 	}
+	buf := make([]byte, 3)
 	for _, name := range []string{"fifo", "l", "d", "missing"} {
 		done := make(chan error, 1)
 		go func() { _, _, _, err := HashAt(fd, name, buf); done <- err }()
