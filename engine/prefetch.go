@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"sync"
+	"unsafe"
 
 	"github.com/concord-sync/concord/archive/state"
 	"github.com/concord-sync/concord/reconcile"
@@ -19,6 +20,18 @@ const prefetchMin = 1 << 20
 // prefetchParallel bounds the signatures computed at once: each already
 // uses every core of the side that computes it.
 const prefetchParallel = 2
+
+// prefetchBudget bounds the memory held by signatures fetched and not yet
+// used (about 20 bytes per block; a 1 GiB file has 32,768 blocks): a tree
+// of many large changed files is signed ahead only this far, and the rest
+// when their transfers come.
+const prefetchBudget = 32 << 20
+
+// sigBytes estimates the memory of the signature of a file of size bytes.
+func sigBytes(size int64) int64 {
+	bs := int64(delta.BlockSize(size))
+	return (size+bs-1)/bs*int64(unsafe.Sizeof(delta.Block{})) + 256
+}
 
 // prefetcher fetches delta signatures ahead of the plan. When one side's
 // scan is about to hash a large file whose stat data changed, and the other
@@ -44,6 +57,7 @@ type prefetcher struct {
 
 	mu   sync.Mutex
 	sigs map[prefetchKey]*prefetched
+	held int64 // sigBytes of the entries of sigs
 }
 
 type prefetchKey struct {
@@ -96,12 +110,13 @@ func (p *prefetcher) hashing(i int, path string, old, cur *state.Entry) {
 	}
 	key := prefetchKey{side: reconcile.Side(j), path: path}
 	p.mu.Lock()
-	if _, dup := p.sigs[key]; dup {
+	if _, dup := p.sigs[key]; dup || p.held+sigBytes(old.Size) > prefetchBudget {
 		p.mu.Unlock()
 		return
 	}
 	pf := &prefetched{expect: old, done: make(chan struct{})}
 	p.sigs[key] = pf
+	p.held += sigBytes(old.Size)
 	p.mu.Unlock()
 	p.wg.Add(1)
 	go func() {
@@ -151,7 +166,10 @@ func (p *prefetcher) take(ctx context.Context, side reconcile.Side, path string,
 	key := prefetchKey{side: side, path: path}
 	p.mu.Lock()
 	pf := p.sigs[key]
-	delete(p.sigs, key)
+	if pf != nil {
+		delete(p.sigs, key)
+		p.held -= sigBytes(pf.expect.Size)
+	}
 	p.mu.Unlock()
 	if pf == nil || !state.Equal(pf.expect, expect) {
 		return nil
