@@ -2,8 +2,15 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/zeebo/blake3"
 
 	"github.com/concord-sync/concord/engine"
 	"github.com/concord-sync/concord/remote"
@@ -52,11 +59,42 @@ func (d *dialer) dialRemote(ctx context.Context, r remote.Root) (remote.Endpoint
 	if r.HomeRelative && path == "" {
 		path = "."
 	}
-	if _, err := sshx.StartServer(ctx, c, sshx.Bootstrap{Version: Version, Args: []string{path}, Probe: probe}); err != nil {
+	if _, err := sshx.StartServer(ctx, c, sshx.Bootstrap{Version: Version, Build: devBuild(), Args: []string{path}, Probe: probe}); err != nil {
 		return nil, engine.Fatal("%s: %v", r.Raw, err)
 	}
 	if client == nil {
 		return nil, engine.Fatal("%s: the remote concord did not answer the handshake", r.Raw)
 	}
 	return client, nil
+}
+
+// devBuild tells development builds apart, which all carry the version
+// "...-dev" and the same protocol version, so that each build installs and
+// runs its own copy on a remote (see buildID).
+var devBuild = sync.OnceValue(func() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	return buildID(Version, exe)
+})
+
+// buildID returns the first 12 hex digits of the BLAKE3 hash of the
+// executable exe when version is a development version, and "" for a
+// release (and when exe cannot be read: then builds share the remote
+// copy, as releases of one version do).
+func buildID(version, exe string) string {
+	if !strings.HasSuffix(version, "-dev") {
+		return ""
+	}
+	f, err := os.Open(exe)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	h := blake3.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return ""
+	}
+	return hex.EncodeToString(h.Sum(nil))[:12]
 }

@@ -24,6 +24,11 @@ type Bootstrap struct {
 	// ~/.cache/concord/<Version>/concord (characters other than letters,
 	// digits and "._+-" become "_").
 	Version string
+	// Build, if set, tells builds of one Version apart (development builds
+	// all call themselves the same version): the remote copy then lives
+	// in ~/.cache/concord/<Version>+<Build>/concord, so that one build
+	// never runs another's copy because their protocols match.
+	Build string
 	// Executable is the file installed on the remote when it has no usable
 	// concord; "" means this process's executable (os.Executable). It
 	// must run on runtime.GOOS/runtime.GOARCH: StartServer installs it
@@ -88,6 +93,9 @@ type candidate struct {
 // and the like), and a relative root in b.Args is under the remote home.
 func StartServer(ctx context.Context, c *Client, b Bootstrap) (*Stream, error) {
 	ver := cacheVersion(b.Version)
+	if b.Build != "" {
+		ver = cacheVersion(b.Version + "+" + b.Build)
+	}
 	display := "~/.cache/concord/" + ver + "/concord"
 	// The usual case, every run after the first: this version waits in
 	// the cache. Start it straight away; only when it is missing (exit

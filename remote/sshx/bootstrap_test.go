@@ -167,6 +167,31 @@ func TestStartServer(t *testing.T) {
 		}
 	})
 
+	t.Run("another build of the same version gets its own copy", func(t *testing.T) {
+		reset(t)
+		start(t) // build v1 in the cache
+		v1copy, err := os.ReadFile(cached)
+		if err != nil {
+			t.Fatal(err)
+		}
+		saved := boot
+		defer func() { boot = saved }()
+		// Same version, same protocol, other code: a development build.
+		// It must not reuse v1's copy.
+		boot.Build = "b2"
+		boot.Executable = writeFile(t, filepath.Join(local, "concord-b2"), fakeConcord("v2"))
+		boot.Probe = fakeProbe("v2", &greeting)
+		if notes := start(t); !strings.Contains(notes, "as ~/.cache/concord/1.0.0+b2/concord") {
+			t.Errorf("notes %q: want the build installed in a directory of its own", notes)
+		}
+		if !strings.HasPrefix(greeting, "FAKE-CONCORD v2 ") {
+			t.Errorf("greeting %q: want the new build", greeting)
+		}
+		if now, err := os.ReadFile(cached); err != nil || string(now) != string(v1copy) {
+			t.Errorf("the other build's copy was touched: %v", err)
+		}
+	})
+
 	t.Run("other version in PATH", func(t *testing.T) {
 		reset(t)
 		writeScript(t, filepath.Join(remoteBin, "concord"), fakeConcord("v0"))
