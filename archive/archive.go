@@ -19,7 +19,7 @@ import (
 
 // SchemaVersion is the current version of the archive schema, stored in
 // SQLite's user_version.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // ErrCorrupt marks an archive that SQLite cannot read.
 var ErrCorrupt = errors.New("archive is damaged")
@@ -76,6 +76,11 @@ var migrations = []string{
 		last_seen  INTEGER NOT NULL,
 		times_seen INTEGER NOT NULL
 	 ) WITHOUT ROWID;`,
+	// 2 → 3: a large directory may be stored in several rows (chunks.go).
+	// Existing rows are valid as they are, so nothing is converted; the
+	// version keeps an older concord, which would take a chunk's key for
+	// a directory, from reading an archive that has chunks.
+	`UPDATE meta SET value = value WHERE 0`,
 }
 
 // Open opens or creates the archive at path. With readOnly set, a missing
@@ -174,7 +179,7 @@ func (d *DB) init(readOnly bool) error {
 	} else if len(c) > 0 {
 		fmt.Sscan(string(c), &d.count)
 	}
-	if d.childStmt, err = d.db.PrepareContext(ctx, "SELECT children FROM dirs WHERE path = ?"); err != nil {
+	if d.childStmt, err = d.db.PrepareContext(ctx, "SELECT children FROM dirs WHERE path >= ? AND path < ? ORDER BY path"); err != nil {
 		return err
 	}
 	return nil

@@ -3,7 +3,6 @@ package archive
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"sort"
 
@@ -27,17 +26,36 @@ func (d *DB) Children(ctx context.Context, dir string) (map[string]*state.Entry,
 // ChildList returns the archived entries directly inside dir, sorted by
 // name (nil when none).
 func (d *DB) ChildList(ctx context.Context, dir string) ([]Child, error) {
-	var blob []byte
-	err := d.childStmt.QueryRowContext(ctx, []byte(dir)).Scan(&blob)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
-	}
+	lo, hi := dirRange(dir)
+	rows, err := d.childStmt.QueryContext(ctx, lo, hi)
 	if err != nil {
 		return nil, d.wrap("read", err)
 	}
-	list, err := unpackList(blob)
-	if err != nil {
-		return nil, d.damaged(dir, err)
+	defer rows.Close()
+	var list []Child
+	for rows.Next() {
+		var blob []byte
+		if err := rows.Scan(&blob); err != nil {
+			return nil, d.wrap("read", err)
+		}
+		part, err := unpackList(blob)
+		if err != nil {
+			return nil, d.damaged(dir, err)
+		}
+		if len(list) > 0 && len(part) > 0 && part[0].Name <= list[len(list)-1].Name {
+			return nil, d.damaged(dir, fmt.Errorf("%w: chunks out of order", errPacked))
+		}
+		if list == nil {
+			list = part
+		} else {
+			list = append(list, part...)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, d.wrap("read", err)
+	}
+	if len(list) == 0 {
+		return nil, nil
 	}
 	return list, nil
 }
@@ -64,16 +82,18 @@ type querier interface {
 	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
 }
 
-// subtreeDirs selects the directory rows at and below p.
+// subtreeDirs selects the directory rows (all chunks) at and below p.
 func subtreeDirs(p string) (string, []any) {
 	if p == "" {
 		return "SELECT path, children FROM dirs", nil
 	}
-	return "SELECT path, children FROM dirs WHERE path = ? OR (path >= ? AND path < ?)",
-		[]any{[]byte(p), []byte(p + "/"), []byte(p + "0")}
+	lo, hi := dirRange(p)
+	return "SELECT path, children FROM dirs WHERE (path >= ? AND path < ?) OR (path >= ? AND path < ?)",
+		[]any{lo, hi, []byte(p + "/"), []byte(p + "0")}
 }
 
-// eachDir calls fn for every directory record at and below p.
+// eachDir calls fn for every directory record (chunk) at and below p, with
+// the directory it belongs to.
 func (d *DB) eachDir(ctx context.Context, q querier, p string, fn func(dir string, blob []byte) error) error {
 	query, args := subtreeDirs(p)
 	rows, err := q.QueryContext(ctx, query, args...)
@@ -86,7 +106,7 @@ func (d *DB) eachDir(ctx context.Context, q querier, p string, fn func(dir strin
 		if err := rows.Scan(&dir, &blob); err != nil {
 			return d.wrap("read", err)
 		}
-		if err := fn(string(dir), blob); err != nil {
+		if err := fn(keyDir(string(dir)), blob); err != nil {
 			return err
 		}
 	}
@@ -154,68 +174,74 @@ type Update struct {
 	Entry *state.Entry
 }
 
-// batch holds the directory records an Apply changes, in memory until the
+// batch holds the directory chunks an Apply changes, in memory until the
 // transaction writes them back.
 type batch struct {
 	d      *DB
 	ctx    context.Context
 	tx     *sql.Tx
-	dirs   map[string]map[string]*state.Entry // nil map: row to delete
+	dirs   map[string]*dirChunks
 	digest [32]byte
 	count  int64
 }
 
-func (b *batch) dir(p string) (map[string]*state.Entry, error) {
-	if m, ok := b.dirs[p]; ok {
-		if m == nil {
-			m = make(map[string]*state.Entry)
-			b.dirs[p] = m
-		}
-		return m, nil
-	}
-	var blob []byte
-	err := b.tx.QueryRowContext(b.ctx, "SELECT children FROM dirs WHERE path = ?", []byte(p)).Scan(&blob)
-	m := make(map[string]*state.Entry)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-	case err != nil:
-		return nil, b.d.wrap("write", err)
-	default:
-		if _, err := unpackDir(blob, func(n string, e *state.Entry) { m[n] = e }); err != nil {
-			return nil, b.d.damaged(p, err)
-		}
-	}
-	b.dirs[p] = m
-	return m, nil
-}
-
-// forgetBelow drops every record at and below directory p.
+// forgetBelow drops every record at and below directory p: their entries
+// leave the digest and the count, and the directories' rows are deleted
+// when the batch is written back.
 func (b *batch) forgetBelow(p string) error {
-	seen := map[string]bool{}
-	drop := func(dir string, m map[string]*state.Entry) {
+	dropMap := func(dir string, m map[string]*state.Entry) {
 		for n, e := range m {
 			xor(&b.digest, Fingerprint(state.Join(dir, n), e))
 			b.count--
 		}
-		b.dirs[dir] = nil
-		seen[dir] = true
 	}
-	for dir, m := range b.dirs {
-		if dir == p || state.IsBelow(dir, p) {
-			drop(dir, m)
-		}
+	gone := map[string]bool{}
+	// Rows in the database, except those whose entries the batch holds in
+	// memory (they may differ from the row) or already forgot.
+	query, args := subtreeDirs(p)
+	rows, err := b.tx.QueryContext(b.ctx, query, args...)
+	if err != nil {
+		return b.d.wrap("write", err)
 	}
-	return b.d.eachDir(b.ctx, b.tx, p, func(dir string, blob []byte) error {
-		if seen[dir] {
-			return nil
+	defer rows.Close()
+	for rows.Next() {
+		var key, blob []byte
+		if err := rows.Scan(&key, &blob); err != nil {
+			return b.d.wrap("write", err)
 		}
-		m := make(map[string]*state.Entry)
-		if _, err := unpackDir(blob, func(n string, e *state.Entry) { m[n] = e }); err != nil {
+		dir, first := keyDir(string(key)), keyFirst(string(key))
+		gone[dir] = true
+		if dc := b.dirs[dir]; dc != nil && (dc.wipe || (dc.chunks[first] != nil && dc.chunks[first].m != nil)) {
+			continue
+		}
+		if _, err := unpackDir(blob, func(n string, e *state.Entry) {
+			xor(&b.digest, Fingerprint(state.Join(dir, n), e))
+			b.count--
+		}); err != nil {
 			return b.d.damaged(dir, err)
 		}
-		drop(dir, m)
-		return nil
-	})
+	}
+	if err := rows.Err(); err != nil {
+		return b.d.wrap("write", err)
+	}
+	// What the batch holds in memory.
+	for dir, dc := range b.dirs {
+		if dir != p && !state.IsBelow(dir, p) {
+			continue
+		}
+		for _, c := range dc.chunks {
+			if c.m != nil {
+				dropMap(dir, c.m)
+			}
+		}
+		gone[dir] = true
+	}
+	for dir := range gone {
+		dc := newDirChunks(dir)
+		dc.wipe = true
+		b.dirs[dir] = dc
+	}
+	return nil
 }
 
 // Apply writes updates in one transaction and keeps the digest current.
@@ -237,48 +263,38 @@ func (d *DB) Apply(ctx context.Context, ups []Update) error {
 		return d.wrap("write", err)
 	}
 	defer tx.Rollback()
-	b := &batch{d: d, ctx: ctx, tx: tx, dirs: map[string]map[string]*state.Entry{}, digest: d.digest, count: d.count}
+	b := &batch{d: d, ctx: ctx, tx: tx, dirs: map[string]*dirChunks{}, digest: d.digest, count: d.count}
 	for _, u := range ups {
 		if u.Path == "" {
 			continue // the root itself is not archived
 		}
 		parent, name := state.Parent(u.Path), state.Base(u.Path)
-		m, err := b.dir(parent)
+		c, err := b.chunkFor(parent, name)
 		if err != nil {
 			return err
 		}
-		if old := m[name]; old != nil {
+		if old := c.m[name]; old != nil {
 			xor(&b.digest, Fingerprint(u.Path, old))
 			b.count--
-			delete(m, name)
+			delete(c.m, name)
+			c.dirty = true
 			if old.Kind == state.Dir && (u.Entry == nil || u.Entry.Kind != state.Dir) {
 				if err := b.forgetBelow(u.Path); err != nil {
-					return err
-				}
-				// forgetBelow may have dropped the parent's map if it
-				// lay below; fetch it again.
-				if m, err = b.dir(parent); err != nil {
 					return err
 				}
 			}
 		}
 		if u.Entry != nil {
 			e := *u.Entry
-			m[name] = &e
+			c.m[name] = &e
+			c.dirty = true
 			xor(&b.digest, Fingerprint(u.Path, &e))
 			b.count++
 		}
 	}
-	for dir, m := range b.dirs {
-		if len(m) == 0 {
-			if _, err := tx.ExecContext(ctx, "DELETE FROM dirs WHERE path = ?", []byte(dir)); err != nil {
-				return d.wrap("write", err)
-			}
-			continue
-		}
-		if _, err := tx.ExecContext(ctx, "INSERT INTO dirs(path, children) VALUES(?, ?) ON CONFLICT(path) DO UPDATE SET children = excluded.children",
-			[]byte(dir), packDir(m)); err != nil {
-			return d.wrap("write", err)
+	for _, dc := range b.dirs {
+		if err := b.writeBack(dc); err != nil {
+			return err
 		}
 	}
 	if err := d.saveDigest(ctx, tx, b.digest, b.count); err != nil {

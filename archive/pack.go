@@ -10,8 +10,9 @@ import (
 	"github.com/concord-sync/concord/archive/state"
 )
 
-// The archive stores one row per directory whose value packs all the
-// directory's entries (name-sorted) in the compact binary form below,
+// The archive stores one row per directory (or, for a large directory, per
+// chunk of it: see chunks.go) whose value packs the directory's entries
+// (name-sorted) in the compact binary form below,
 // instead of one SQL row per path. Measured on 20,000 files, reading one row
 // per path through database/sql cost about 5 µs a row and was two thirds of
 // a no-change sync; one row per directory makes the archive read a small
@@ -55,6 +56,12 @@ func packDir(children map[string]*state.Entry) []byte {
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	return packNames(names, children)
+}
+
+// packNames encodes the entries of children named by names, which must be
+// sorted.
+func packNames(names []string, children map[string]*state.Entry) []byte {
 	b := make([]byte, 0, 16+len(names)*72)
 	b = binary.AppendUvarint(b, uint64(len(names)))
 	for _, n := range names {
