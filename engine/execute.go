@@ -315,9 +315,15 @@ func (x *executor) done(t *tracker, err error) {
 		t.mu.Lock()
 		err := t.err
 		t.mu.Unlock()
-		if err != nil {
+		switch {
+		case err != nil && errors.Is(err, remote.ErrBlocked):
+			// Something this run cannot move is in the way: running
+			// again changes nothing until a person acts, so the item is
+			// skipped (exit code 1, in the report) rather than failed.
+			x.outcome(Outcome{Item: t.it, Status: Skipped, Reason: err.Error()})
+		case err != nil:
 			x.outcome(Outcome{Item: t.it, Status: Failed, Err: err})
-		} else {
+		default:
 			x.outcome(Outcome{Item: t.it, Status: Done})
 		}
 	}

@@ -216,5 +216,12 @@ var ErrLocked = errors.New("locked")
 // item fails and nothing is touched.
 var ErrChanged = errors.New("changed during sync")
 
+// ErrBlocked marks an item the destination cannot carry out without a
+// person: something concord does not synchronize (a FIFO, socket or device,
+// or an ignored path inside a directory to delete) is in the way. Nothing is
+// touched, and the item is skipped rather than failed: running again changes
+// nothing until someone removes the obstacle.
+var ErrBlocked = errors.New("blocked")
+
 // ErrUnsafePath marks a path refused because it would leave the root.
 var ErrUnsafePath = errors.New("unsafe path")

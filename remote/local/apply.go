@@ -104,7 +104,7 @@ func (e *Endpoint) recheck(dirfd int, p string, expect *state.Entry) error {
 	expect = e.localView(p, expect)
 	cur, _, err := lstatAt(dirfd, state.Base(p))
 	if err != nil {
-		return pathErr("stat", p, err)
+		return specialErr(p, err)
 	}
 	if !matches(expect, cur) {
 		switch {

@@ -2,7 +2,6 @@ package local
 
 import (
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"strconv"
@@ -63,10 +62,13 @@ func lstatAt(dirfd int, name string) (*state.Entry, *unix.Stat_t, error) {
 	}
 	e, ok := scan.EntryFromStat(&st)
 	if !ok {
-		return nil, &st, fmt.Errorf("is a special file (FIFO, socket or device)")
+		return nil, &st, errSpecial
 	}
 	return e, &st, nil
 }
+
+// errSpecial is lstatAt's error for a FIFO, socket or device.
+var errSpecial = errors.New("is a special file (FIFO, socket or device)")
 
 // matches reports whether cur (fresh lstat data) is still what expect
 // describes. Directories match by kind (their contents are checked one by

@@ -543,6 +543,26 @@ func changedErr(p, why string) error {
 	return fmt.Errorf("%s: %w (%s); it was left alone and will be looked at again next run", state.Display(p), remote.ErrChanged, why)
 }
 
+// ignored reports whether the ignore patterns select path p.
+func (e *Endpoint) ignored(p string, isDir bool) bool {
+	return e.ignore.Active() && e.ignore.Match(strings.Split(p, "/"), isDir)
+}
+
+// blockedErr reports an item that something concord does not synchronize
+// stands in the way of (remote.ErrBlocked): why says what and what to do.
+func blockedErr(p, why string) error {
+	return fmt.Errorf("%s: %w: %s", state.Display(p), remote.ErrBlocked, why)
+}
+
+// specialErr turns lstatAt's error for a special file at p into a blocked
+// item's error; other errors are reported as a failed stat.
+func specialErr(p string, err error) error {
+	if errors.Is(err, errSpecial) {
+		return blockedErr(p, "a FIFO, socket or device is there, which concord does not synchronize; it was left alone: remove or rename it for this item to go through")
+	}
+	return pathErr("stat", p, err)
+}
+
 // Commit records entries in the archive.
 func (e *Endpoint) Commit(ctx context.Context, recs []remote.Record) error {
 	if e.dryRun {

@@ -124,13 +124,19 @@ func (e *Endpoint) verifyTree(dirfd int, name, p string, want map[string]*state.
 			continue
 		}
 		cur, _, err := lstatAt(fd, n)
+		if errors.Is(err, errSpecial) {
+			return blockedErr(q, "a FIFO, socket or device is there, which concord does not synchronize, so the directory was not deleted: remove it by hand for the deletion to go through")
+		}
 		if err != nil {
 			return pathErr("stat", q, err)
 		}
 		w, ok := want[q]
 		if !ok || !matches(w, cur) {
+			if !ok && e.ignored(q, cur.Kind == state.Dir) {
+				return blockedErr(q, "it is ignored, and concord does not delete what it ignores, so the directory was not deleted: remove it by hand, or stop ignoring it, for the deletion to go through")
+			}
 			if !ok {
-				return changedErr(q, "it is not known to the last scan (new, or ignored); the directory was not deleted")
+				return changedErr(q, "it is not known to the last scan (it appeared since); the directory was not deleted")
 			}
 			return changedErr(q, "it was modified after the scan; the directory was not deleted")
 		}

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/concord-sync/concord/remote"
+	"github.com/concord-sync/concord/remote/delta"
 )
 
 func TestClientHandshake(t *testing.T) {
@@ -133,7 +134,7 @@ func FuzzHandshake(f *testing.F) {
 // TestWireConstants pins the numbers docs/protocol.md documents: changing
 // one needs a new ProtocolVersion and a new page.
 func TestWireConstants(t *testing.T) {
-	if got := hello(); !bytes.Equal(got, []byte("CONCORD\x00\x00\x00\x00\x02")) {
+	if got := hello(); !bytes.Equal(got, []byte("CONCORD\x00\x00\x00\x00\x03")) {
 		t.Errorf("hello = %q", got)
 	}
 	types := []struct {
@@ -157,7 +158,7 @@ func TestWireConstants(t *testing.T) {
 	if maxInflight > serverInflight {
 		t.Errorf("clients may send %d requests at once, servers run %d", maxInflight, serverInflight)
 	}
-	classes := []error{remote.ErrFatal, remote.ErrLocked, remote.ErrChanged, remote.ErrUnsafePath, context.Canceled, context.DeadlineExceeded}
+	classes := []error{remote.ErrFatal, remote.ErrLocked, remote.ErrChanged, remote.ErrUnsafePath, context.Canceled, context.DeadlineExceeded, delta.ErrCorrupt, remote.ErrBlocked}
 	for i, c := range classes {
 		if errClasses[i] != c {
 			t.Errorf("error class bit %d is %v, documented as %v", 1<<i, errClasses[i], c)

@@ -239,6 +239,7 @@ var errClasses = []error{
 	context.Canceled,
 	context.DeadlineExceeded,
 	delta.ErrCorrupt,
+	remote.ErrBlocked,
 }
 
 func encodeError(err error) *errBody {
@@ -255,7 +256,7 @@ func encodeError(err error) *errBody {
 // message as it was; it matches with errors.Is every class of error the
 // peer's error matched (remote.ErrChanged, remote.ErrLocked,
 // remote.ErrFatal, remote.ErrUnsafePath, context.Canceled,
-// context.DeadlineExceeded, delta.ErrCorrupt).
+// context.DeadlineExceeded, delta.ErrCorrupt, remote.ErrBlocked).
 type PeerError struct {
 	// Msg is the peer's error text.
 	Msg string
