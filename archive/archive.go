@@ -35,6 +35,9 @@ type DB struct {
 	count  int64
 
 	childStmt *sql.Stmt
+	// Statements of Apply, prepared once: preparing them afresh for each
+	// directory of each commit was 7% of a local first sync's CPU time.
+	keysStmt, loadStmt, upsertStmt, deleteStmt, deleteRangeStmt, metaStmt *sql.Stmt
 }
 
 // migrations brings a database from version i to i+1.
@@ -179,8 +182,24 @@ func (d *DB) init(readOnly bool) error {
 	} else if len(c) > 0 {
 		fmt.Sscan(string(c), &d.count)
 	}
-	if d.childStmt, err = d.db.PrepareContext(ctx, "SELECT children FROM dirs WHERE path >= ? AND path < ? ORDER BY path"); err != nil {
-		return err
+	for _, st := range []struct {
+		stmt **sql.Stmt
+		sql  string
+	}{
+		{&d.childStmt, "SELECT children FROM dirs WHERE path >= ? AND path < ? ORDER BY path"},
+		{&d.keysStmt, "SELECT path FROM dirs WHERE path >= ? AND path < ? ORDER BY path"},
+		{&d.loadStmt, "SELECT children FROM dirs WHERE path = ?"},
+		{&d.upsertStmt, "INSERT INTO dirs(path, children) VALUES(?, ?) ON CONFLICT(path) DO UPDATE SET children = excluded.children"},
+		{&d.deleteStmt, "DELETE FROM dirs WHERE path = ?"},
+		{&d.deleteRangeStmt, "DELETE FROM dirs WHERE path >= ? AND path < ?"},
+		{&d.metaStmt, "INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"},
+	} {
+		if readOnly && st.stmt != &d.childStmt && st.stmt != &d.keysStmt && st.stmt != &d.loadStmt {
+			continue
+		}
+		if *st.stmt, err = d.db.PrepareContext(ctx, st.sql); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -190,6 +209,11 @@ func (d *DB) Path() string { return d.path }
 
 // Close closes the database.
 func (d *DB) Close() error {
+	for _, st := range []*sql.Stmt{d.keysStmt, d.loadStmt, d.upsertStmt, d.deleteStmt, d.deleteRangeStmt, d.metaStmt} {
+		if st != nil {
+			st.Close()
+		}
+	}
 	if d.childStmt != nil {
 		d.childStmt.Close()
 	}

@@ -87,7 +87,7 @@ func (b *batch) dirChunks(dir string) (*dirChunks, error) {
 		return dc, nil
 	}
 	lo, hi := dirRange(dir)
-	rows, err := b.tx.QueryContext(b.ctx, "SELECT path FROM dirs WHERE path >= ? AND path < ? ORDER BY path", lo, hi)
+	rows, err := b.tx.StmtContext(b.ctx, b.d.keysStmt).QueryContext(b.ctx, lo, hi)
 	if err != nil {
 		return nil, b.d.wrap("write", err)
 	}
@@ -136,7 +136,7 @@ func (b *batch) load(dc *dirChunks, c *chunk) error {
 		return nil
 	}
 	var blob []byte
-	err := b.tx.QueryRowContext(b.ctx, "SELECT children FROM dirs WHERE path = ?", []byte(chunkKey(dc.dir, c.first))).Scan(&blob)
+	err := b.tx.StmtContext(b.ctx, b.d.loadStmt).QueryRowContext(b.ctx, []byte(chunkKey(dc.dir, c.first))).Scan(&blob)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return nil
@@ -154,11 +154,11 @@ func (b *batch) load(dc *dirChunks, c *chunk) error {
 func (b *batch) writeBack(dc *dirChunks) error {
 	if dc.wipe {
 		lo, hi := dirRange(dc.dir)
-		if _, err := b.tx.ExecContext(b.ctx, "DELETE FROM dirs WHERE path >= ? AND path < ?", lo, hi); err != nil {
+		if _, err := b.tx.StmtContext(b.ctx, b.d.deleteRangeStmt).ExecContext(b.ctx, lo, hi); err != nil {
 			return b.d.wrap("write", err)
 		}
 	}
-	const upsert = "INSERT INTO dirs(path, children) VALUES(?, ?) ON CONFLICT(path) DO UPDATE SET children = excluded.children"
+	upsert := b.tx.StmtContext(b.ctx, b.d.upsertStmt)
 	for _, first := range dc.firsts {
 		c := dc.chunks[first]
 		if !c.dirty && !dc.wipe {
@@ -170,7 +170,7 @@ func (b *batch) writeBack(dc *dirChunks) error {
 		key := chunkKey(dc.dir, first)
 		if len(c.m) == 0 {
 			if c.stored && !dc.wipe {
-				if _, err := b.tx.ExecContext(b.ctx, "DELETE FROM dirs WHERE path = ?", []byte(key)); err != nil {
+				if _, err := b.tx.StmtContext(b.ctx, b.d.deleteStmt).ExecContext(b.ctx, []byte(key)); err != nil {
 					return b.d.wrap("write", err)
 				}
 			}
@@ -186,7 +186,7 @@ func (b *batch) writeBack(dc *dirChunks) error {
 			if n > chunkMax {
 				n = chunkSplit
 			}
-			if _, err := b.tx.ExecContext(b.ctx, upsert, []byte(key), packNames(names[:n], c.m)); err != nil {
+			if _, err := upsert.ExecContext(b.ctx, []byte(key), packNames(names[:n], c.m)); err != nil {
 				return b.d.wrap("write", err)
 			}
 			names = names[n:]

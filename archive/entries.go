@@ -308,11 +308,11 @@ func (d *DB) Apply(ctx context.Context, ups []Update) error {
 }
 
 func (d *DB) saveDigest(ctx context.Context, tx *sql.Tx, digest [32]byte, count int64) error {
-	const q = "INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"
-	if _, err := tx.ExecContext(ctx, q, "digest", digest[:]); err != nil {
+	st := tx.StmtContext(ctx, d.metaStmt)
+	if _, err := st.ExecContext(ctx, "digest", digest[:]); err != nil {
 		return d.wrap("write", err)
 	}
-	if _, err := tx.ExecContext(ctx, q, "count", []byte(fmt.Sprint(count))); err != nil {
+	if _, err := st.ExecContext(ctx, "count", []byte(fmt.Sprint(count))); err != nil {
 		return d.wrap("write", err)
 	}
 	return nil
