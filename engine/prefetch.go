@@ -15,7 +15,7 @@ import (
 // fetched from the other side while this side's scan hashes the file. A
 // 1 GiB file takes about half a second to hash and as long to sign: done
 // one after the other, each leaves a core idle.
-const prefetchMin = 1 << 20
+const prefetchMin = remote.HashingMin
 
 // prefetchParallel bounds the signatures computed at once: each already
 // uses every core of the side that computes it.

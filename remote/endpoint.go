@@ -115,10 +115,17 @@ type ScanRequest struct {
 	// Hashing, if set, is called (from any goroutine) just before the scan
 	// reads a file to hash it because its stat data no longer match the
 	// archived file entry old; cur is its state now. The engine uses it
-	// to fetch the other side's delta signature meanwhile. Endpoints whose
-	// scan runs on another machine never call it.
+	// to fetch the other side's delta signature meanwhile. Endpoints may
+	// leave out files smaller than HashingMin (old or now): the wire client
+	// calls it only for those its peer reports, which are at least that
+	// large.
 	Hashing func(p string, old, cur *state.Entry)
 }
+
+// HashingMin is the size (before and now) from which a scan over the wire
+// reports the files it is about to hash (ScanRequest.Hashing): below it a
+// delta signature costs too little to be worth fetching ahead.
+const HashingMin = 1 << 20
 
 // ScanProgress carries running counts during a scan.
 type ScanProgress struct {

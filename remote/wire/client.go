@@ -420,6 +420,25 @@ func (cl *Client) Scan(ctx context.Context, req remote.ScanRequest, progress fun
 			}
 			rep.Skipped = append(rep.Skipped, remote.Problem{Path: p.Path, Err: p.Err, Warning: p.Warning})
 		}
+		for _, h := range b.Hashing {
+			if err := checkPath("scan", h.Path); err != nil {
+				return err
+			}
+			old, err := fromWire(h.Old)
+			if err != nil {
+				return cl.broken(err)
+			}
+			nw, err := fromWire(h.New)
+			if err != nil {
+				return cl.broken(err)
+			}
+			if old == nil || nw == nil || old.Kind != state.File || nw.Kind != state.File {
+				return cl.broken(fmt.Errorf("%w: scan announced hashing %s, which is not a file", ErrProtocol, state.Display(h.Path)))
+			}
+			if req.Hashing != nil {
+				req.Hashing(h.Path, old, nw)
+			}
+		}
 		return nil
 	}
 	var r wScanReply

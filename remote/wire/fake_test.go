@@ -39,6 +39,8 @@ type fakeEP struct {
 	readerClosed chan struct{}
 	// scanChanges is how many extra synthetic changes Scan reports.
 	scanChanges int
+	// hashing lists the files Scan says it is about to hash.
+	hashing []remote.Change
 }
 
 func newFake() *fakeEP {
@@ -98,6 +100,11 @@ func (f *fakeEP) Scan(ctx context.Context, req remote.ScanRequest, progress func
 	}
 	if progress != nil {
 		progress(remote.ScanProgress{Entries: 7, Hashed: 3, HashedBytes: 300})
+	}
+	if req.Hashing != nil {
+		for _, c := range f.hashing {
+			req.Hashing(c.Path, c.Old, c.New)
+		}
 	}
 	if f.scanBlock {
 		<-ctx.Done()

@@ -147,6 +147,35 @@ func TestHostileServer(t *testing.T) {
 			want: []error{remote.ErrUnsafePath},
 		},
 		{
+			name: "scan announces hashing ../x",
+			script: func(p *rawPeer, req *frame) error {
+				p.send(tItems, req.ID, &wScanItems{Hashing: []wChange{{Path: "../x", Old: toWire(tenBytes), New: toWire(tenBytes)}}}, nil)
+				return p.send(tReply, req.ID, &wScanReply{}, nil)
+			},
+			call: func(cl *Client) error {
+				_, err := cl.Scan(ctx, remote.ScanRequest{Hashing: func(string, *state.Entry, *state.Entry) {
+					t.Error("the callback saw an unsafe path")
+				}}, nil)
+				return err
+			},
+			want: []error{remote.ErrUnsafePath},
+		},
+		{
+			name: "scan announces hashing a directory",
+			script: func(p *rawPeer, req *frame) error {
+				p.send(tItems, req.ID, &wScanItems{Hashing: []wChange{{Path: "d", Old: dirEntry, New: dirEntry}}}, nil)
+				return p.send(tReply, req.ID, &wScanReply{}, nil)
+			},
+			call: func(cl *Client) error {
+				_, err := cl.Scan(ctx, remote.ScanRequest{Hashing: func(string, *state.Entry, *state.Entry) {
+					t.Error("the callback saw a directory")
+				}}, nil)
+				return err
+			},
+			want:  []error{ErrProtocol},
+			fatal: true,
+		},
+		{
 			name: "archive lists /etc/passwd",
 			script: func(p *rawPeer, req *frame) error {
 				p.send(tItems, req.ID, &wPathEntries{Entries: []wPathEntry{{Path: "/etc/passwd", Entry: dirEntry}}}, nil)

@@ -117,6 +117,10 @@ type wScanItems struct {
 	_       struct{} `cbor:",toarray"`
 	Changes []wChange
 	Skipped []wProblem
+	// Hashing lists large files the scan is about to hash (sent while it
+	// runs, before the changes): Old is the archived entry, New the state
+	// now.
+	Hashing []wChange
 }
 
 // wScanReply ends a scan, after its batches.

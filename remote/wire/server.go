@@ -300,10 +300,26 @@ func (s *server) handle(ctx context.Context, st *stream, f *frame) (any, error) 
 			mu.Unlock()
 			c.send(tProgress, st.id, &wProgress{Entries: p.Entries, Hashed: p.Hashed, HashedBytes: p.HashedBytes}, nil)
 		}
-		rep, err := s.ep.Scan(ctx, remote.ScanRequest{}, progress)
+		// Large files about to be hashed are announced at once, one
+		// batch each, so that the client can prepare their deltas (a
+		// signature of its own copy) while this side reads them. The
+		// scanner calls this from several goroutines.
+		var hintMu sync.Mutex
+		hashing := func(p string, old, cur *state.Entry) {
+			if old.Size < remote.HashingMin || cur.Size < remote.HashingMin {
+				return
+			}
+			hintMu.Lock()
+			defer hintMu.Unlock()
+			// A failure to send shows again when the reply is sent.
+			_ = items(&wScanItems{Hashing: []wChange{{Path: p, Old: toWire(old), New: toWire(cur)}}})
+		}
+		rep, err := s.ep.Scan(ctx, remote.ScanRequest{Hashing: hashing}, progress)
 		if err != nil {
 			return nil, err
 		}
+		hintMu.Lock() // no announcement may interleave with the batches below
+		defer hintMu.Unlock()
 		changes := &batcher[wChange]{send: func(b []wChange) error { return items(&wScanItems{Changes: b}) }}
 		for _, ch := range rep.Changes {
 			if err := changes.add(wChange{Path: ch.Path, Old: toWire(ch.Old), New: toWire(ch.New), Below: ch.Below},

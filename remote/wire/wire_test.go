@@ -750,3 +750,38 @@ func (c *countingConn) Write(p []byte) (int, error) {
 	c.written.Add(int64(n))
 	return n, err
 }
+
+// TestScanAnnouncesLargeFiles checks that the server passes on, while its
+// scan runs, the large files it is about to hash (both old and new at
+// least remote.HashingMin), so that the client can fetch ahead what their
+// delta needs, and leaves out small ones.
+func TestScanAnnouncesLargeFiles(t *testing.T) {
+	ctx := context.Background()
+	ep := newFake()
+	big := func(size int64, h byte) *state.Entry {
+		return &state.Entry{Kind: state.File, Size: size, Mode: 0o644, MTime: 5, Hash: [32]byte{h}}
+	}
+	ep.hashing = []remote.Change{
+		{Path: "big", Old: big(remote.HashingMin, 1), New: big(2*remote.HashingMin, 2)},
+		{Path: "shrunk", Old: big(remote.HashingMin, 3), New: big(remote.HashingMin-1, 4)},
+		{Path: "grown", Old: big(10, 5), New: big(remote.HashingMin, 6)},
+		{Path: "dir/big2", Old: big(3*remote.HashingMin, 7), New: big(3*remote.HashingMin, 8)},
+	}
+	cl, _ := pair(t, ep)
+	var got []remote.Change
+	_, err := cl.Scan(ctx, remote.ScanRequest{Hashing: func(p string, old, cur *state.Entry) {
+		got = append(got, remote.Change{Path: p, Old: old, New: cur})
+	}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []remote.Change{ep.hashing[0], ep.hashing[3]}
+	if len(got) != len(want) {
+		t.Fatalf("announced %+v, want big and dir/big2", got)
+	}
+	for i := range want {
+		if got[i].Path != want[i].Path || !state.Equal(got[i].Old, want[i].Old) || !state.Equal(got[i].New, want[i].New) {
+			t.Errorf("announcement %d = %+v, want %+v", i, got[i], want[i])
+		}
+	}
+}
