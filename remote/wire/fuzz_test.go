@@ -17,6 +17,7 @@ func seedFrames() [][]byte {
 	frames := []*frame{
 		{Type: tReply, ID: 1, Body: mustBody(&wScanReply{Entries: 3})},
 		{Type: tItems, ID: 1, Body: mustBody(&wScanItems{Changes: []wChange{{Path: "a", New: dirEntry}}})},
+		{Type: tItems, ID: 1, Body: mustBody(&wScanItems{Hashing: []wChange{{Path: "big", Old: toWire(&state.Entry{Kind: state.File, Size: 1 << 20}), New: toWire(&state.Entry{Kind: state.File, Size: 2 << 20})}}})},
 		{Type: tItems, ID: 1, Body: mustBody(&wPathEntries{Entries: []wPathEntry{{Path: "a", Entry: dirEntry}}})},
 		{Type: tItems, ID: 1, Body: mustBody(&wEntries{Entries: []*wEntry{dirEntry, nil}})},
 		{Type: tData, ID: 1, Data: []byte("hello")},
@@ -115,7 +116,11 @@ func FuzzClientReplies(f *testing.F) {
 		expect := &state.Entry{Kind: state.File, Size: 5}
 		switch which % 7 {
 		case 0:
-			cl.Scan(ctx, remote.ScanRequest{}, func(remote.ScanProgress) {})
+			cl.Scan(ctx, remote.ScanRequest{Hashing: func(p string, old, cur *state.Entry) {
+				if state.ValidatePath(p) != nil || old == nil || cur == nil || old.Kind != state.File || cur.Kind != state.File {
+					t.Errorf("Scan announced %q (%v, %v): want a safe path and two files", p, old, cur)
+				}
+			}}, func(remote.ScanProgress) {})
 		case 1:
 			cl.ArchiveList(ctx, func(p string, e *state.Entry) error {
 				if state.ValidatePath(p) != nil {
