@@ -270,9 +270,10 @@ func TestSSHDropped(t *testing.T) {
 		name := fmt.Sprintf("f%02d", i)
 		writeFile(t, dir1, name, gen(name, 0, 1<<20))
 	}
-	// Cut the connection as soon as the first file is being written on the
-	// remote side (a fixed delay lost the race on an idle machine).
-	hook := fmt.Sprintf("(i=0; until ls %s/.concord-tmp-* >/dev/null 2>&1 || [ $i -ge 3000 ]; do sleep 0.005; i=$((i+1)); done; pkill -KILL -P %d) </dev/null >/dev/null 2>&1 &",
+	// Cut the connection as soon as the first file has landed on the
+	// remote side (a fixed delay lost the race on an idle machine; new
+	// files are written anonymously, so no temporary file shows before).
+	hook := fmt.Sprintf("(i=0; until ls %s/f?? >/dev/null 2>&1 || [ $i -ge 3000 ]; do sleep 0.005; i=$((i+1)); done; pkill -KILL -P %d) </dev/null >/dev/null 2>&1 &",
 		dir2, e.sshdPid(t))
 	p := e.start([]string{"CONCORD_TEST_HOOK_BEFORE_PROPAGATE=" + hook}, "sync", "--batch", r1, r2)
 	r := p.wait(time.Minute)

@@ -160,16 +160,16 @@ func (e *Endpoint) installed(dirfd int, p string, want *state.Entry) (*state.Ent
 func (e *Endpoint) put(ctx context.Context, dirfd int, op remote.Op, content io.Reader) (*state.Entry, error) {
 	g := e.flusher()
 	g.begin()
-	tmp, want, err := e.writeTemp(dirfd, op, content)
+	st, want, err := e.writeTemp(dirfd, op, content)
 	if err != nil {
 		g.abandon()
 		return nil, err
 	}
 	if err := g.sync(dirfd); err != nil {
-		unix.Unlinkat(dirfd, tmp, 0)
+		st.discard(dirfd)
 		return nil, e.writeErr(op.Path, err)
 	}
-	return e.install(ctx, dirfd, op, tmp, want)
+	return e.install(ctx, dirfd, op, st, want)
 }
 
 // PutBatch installs many files as Apply would install each (OpPut, whole
@@ -195,7 +195,7 @@ func (e *Endpoint) PutBatch(ctx context.Context, ops []remote.Op, contents [][]b
 	type written struct {
 		i     int
 		dirfd int
-		tmp   string
+		st    staged
 		want  *state.Entry
 	}
 	var done []written
@@ -230,12 +230,12 @@ func (e *Endpoint) PutBatch(ctx context.Context, ops []remote.Op, contents [][]b
 				continue
 			}
 		}
-		tmp, want, err := e.writeTemp(dirfd, op, bytes.NewReader(contents[i]))
+		st, want, err := e.writeTemp(dirfd, op, bytes.NewReader(contents[i]))
 		if err != nil {
 			errs[i] = err
 			continue
 		}
-		done = append(done, written{i, dirfd, tmp, want})
+		done = append(done, written{i, dirfd, st, want})
 	}
 	if len(done) == 0 {
 		g.abandon()
@@ -243,13 +243,13 @@ func (e *Endpoint) PutBatch(ctx context.Context, ops []remote.Op, contents [][]b
 	}
 	if err := g.sync(done[0].dirfd); err != nil {
 		for _, w := range done {
-			unix.Unlinkat(w.dirfd, w.tmp, 0)
+			w.st.discard(w.dirfd)
 			errs[w.i] = e.writeErr(ops[w.i].Path, err)
 		}
 		return ents, errs, nil
 	}
 	for _, w := range done {
-		ents[w.i], errs[w.i] = e.install(ctx, w.dirfd, ops[w.i], w.tmp, w.want)
+		ents[w.i], errs[w.i] = e.install(ctx, w.dirfd, ops[w.i], w.st, w.want)
 	}
 	return ents, errs, nil
 }
@@ -266,26 +266,44 @@ func (e *Endpoint) parentDir(op remote.Op) (int, error) {
 	return dirfd, nil
 }
 
-// writeTemp writes op's new contents to a temporary file in dirfd, checks
-// them (size, and hash when the source gave one), sets their permissions and
-// time, and returns the temporary name and the entry to install (with the
-// hash of what was written). On error nothing is left behind.
-func (e *Endpoint) writeTemp(dirfd int, op remote.Op, content io.Reader) (tmp string, want *state.Entry, err error) {
+// writeTemp writes op's new contents to a temporary file in dirfd (see
+// staged: an anonymous one for a file new at its path, where possible),
+// checks them (size, and hash when the source gave one), sets their
+// permissions and time, and returns the staged file and the entry to
+// install (with the hash of what was written). On error nothing is left
+// behind.
+func (e *Endpoint) writeTemp(dirfd int, op remote.Op, content io.Reader) (st staged, want *state.Entry, err error) {
 	name := state.Base(op.Path)
-	temp := tempName()
-	fd, err := unix.Openat(dirfd, temp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
-	if err != nil {
-		return "", nil, pathErr("create temporary file for", op.Path, err)
+	st.fd = -1
+	fd := -1
+	if op.Expect == nil {
+		if fd, err = openAnonymous(dirfd); err != nil {
+			return st, nil, pathErr("create temporary file for", op.Path, err)
+		}
+	}
+	if fd >= 0 {
+		st.fd = fd
+	} else {
+		st.tmp = tempName()
+		fd, err = unix.Openat(dirfd, st.tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
+		if err != nil {
+			return staged{fd: -1}, nil, pathErr("create temporary file for", op.Path, err)
+		}
 	}
 	f := &earlyWriteback{f: scan.RawFile(fd)}
 	open := true
 	defer func() {
+		if err == nil {
+			return
+		}
+		if st.anonymous() {
+			st.discard(dirfd)
+			return
+		}
 		if open {
 			f.Close()
 		}
-		if err != nil {
-			unix.Unlinkat(dirfd, temp, 0)
-		}
+		st.discard(dirfd)
 	}()
 	h, stopHash := newHashWriter(op.New.Size)
 	defer stopHash()
@@ -293,7 +311,7 @@ func (e *Endpoint) writeTemp(dirfd int, op remote.Op, content io.Reader) (tmp st
 	if op.Delta {
 		basis, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 		if err != nil {
-			return "", nil, changedErr(op.Path, "the old version for the delta is gone")
+			return st, nil, changedErr(op.Path, "the old version for the delta is gone")
 		}
 		bf := scan.RawFile(basis)
 		cw := &countWriter{w: io.MultiWriter(f, h)}
@@ -301,17 +319,17 @@ func (e *Endpoint) writeTemp(dirfd int, op remote.Op, content io.Reader) (tmp st
 		bf.Close()
 		n = cw.n
 		if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
-			return "", nil, e.writeErr(op.Path, err)
+			return st, nil, e.writeErr(op.Path, err)
 		}
 		if err != nil {
-			return "", nil, fmt.Errorf("apply delta to %s: %w", state.Display(op.Path), err)
+			return st, nil, fmt.Errorf("apply delta to %s: %w", state.Display(op.Path), err)
 		}
 	} else if content != nil {
 		if n, err = copyHashed(f, h, content); err != nil {
 			if errors.Is(err, errWrite) {
-				return "", nil, e.writeErr(op.Path, err)
+				return st, nil, e.writeErr(op.Path, err)
 			}
-			return "", nil, err
+			return st, nil, err
 		}
 	}
 	e.testKill("put")
@@ -321,7 +339,7 @@ func (e *Endpoint) writeTemp(dirfd int, op remote.Op, content io.Reader) (tmp st
 	// what was written; the reader checked the source's stat data at the
 	// end, so these are the contents the scan saw.
 	if n != op.New.Size || (!op.New.Unhashed && sum != op.New.Hash) {
-		return "", nil, changedErr(op.Path, "the source changed while it was copied")
+		return st, nil, changedErr(op.Path, "the source changed while it was copied")
 	}
 	want = op.New
 	if want.Unhashed || want.Hash != sum {
@@ -329,37 +347,51 @@ func (e *Endpoint) writeTemp(dirfd int, op remote.Op, content io.Reader) (tmp st
 		want.Hash, want.Unhashed = sum, false
 	}
 	if err := unix.Fchmod(fd, op.New.Mode&state.PermMask); err != nil {
-		return "", nil, pathErr("chmod", op.Path, err)
+		return st, nil, pathErr("chmod", op.Path, err)
 	}
-	ts := []unix.Timespec{unix.NsecToTimespec(op.New.MTime), unix.NsecToTimespec(op.New.MTime)}
-	if err := unix.UtimesNanoAt(dirfd, temp, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return "", nil, pathErr("set times of", op.Path, err)
+	ts := [2]unix.Timespec{unix.NsecToTimespec(op.New.MTime), unix.NsecToTimespec(op.New.MTime)}
+	if err := futimens(fd, &ts); err != nil {
+		return st, nil, pathErr("set times of", op.Path, err)
+	}
+	if st.anonymous() {
+		// It lives only while open: the descriptor is kept for the link.
+		return st, want, nil
 	}
 	// Close before the flush: many writers waiting for one flush then
 	// hold no descriptor of their own.
 	open = false
 	if err := f.Close(); err != nil {
-		return "", nil, e.writeErr(op.Path, err)
+		return st, nil, e.writeErr(op.Path, err)
 	}
-	return temp, want, nil
+	return st, want, nil
 }
 
-// install renames the flushed temporary file tmp into place at op.Path,
-// re-checking the destination first (guarantee 1), and returns the entry
-// now there. On error the temporary file is removed.
-func (e *Endpoint) install(ctx context.Context, dirfd int, op remote.Op, tmp string, want *state.Entry) (ent *state.Entry, err error) {
+// install moves the flushed staged file into place at op.Path (a link for
+// an anonymous file, a rename for a named one), re-checking the
+// destination first (guarantee 1), and returns the entry now there. On
+// error the staged file is removed.
+func (e *Endpoint) install(ctx context.Context, dirfd int, op remote.Op, st staged, want *state.Entry) (ent *state.Entry, err error) {
 	name := state.Base(op.Path)
 	defer func() {
-		if err != nil {
-			unix.Unlinkat(dirfd, tmp, 0)
+		switch {
+		case err != nil:
+			st.discard(dirfd)
+		case st.anonymous():
+			unix.Close(st.fd) // linked: it lives on under its name
 		}
 	}()
 	if op.Expect == nil {
-		// Nothing was there: renameat2 with RENAME_NOREPLACE checks
-		// that and renames in one step, with no window for a file made
-		// meanwhile to be overwritten. File systems without it (EINVAL)
-		// get the check and rename below.
-		err := unix.Renameat2(dirfd, tmp, dirfd, name, unix.RENAME_NOREPLACE)
+		// Nothing was there: linkat, or renameat2 with
+		// RENAME_NOREPLACE, checks that and installs in one step, with no
+		// window for a file made meanwhile to be overwritten. File
+		// systems without RENAME_NOREPLACE (EINVAL) get the check and
+		// rename below.
+		var err error
+		if st.anonymous() {
+			err = st.link(dirfd, name)
+		} else {
+			err = unix.Renameat2(dirfd, st.tmp, dirfd, name, unix.RENAME_NOREPLACE)
+		}
 		switch {
 		case err == nil:
 			return e.installed(dirfd, op.Path, want)
@@ -369,6 +401,11 @@ func (e *Endpoint) install(ctx context.Context, dirfd int, op remote.Op, tmp str
 				return nil, err
 			}
 			return nil, changedErr(op.Path, "it appeared after the scan")
+		case st.anonymous():
+			// /proc missing or refusing the link: later files take
+			// named temporary files.
+			noAnonymous.Store(true)
+			return nil, pathErr("link into place", op.Path, err)
 		case !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOSYS):
 			return nil, pathErr("rename into place", op.Path, err)
 		}
@@ -381,7 +418,7 @@ func (e *Endpoint) install(ctx context.Context, dirfd int, op remote.Op, tmp str
 	if err := e.clearFor(ctx, dirfd, op.Path, op.Expect); err != nil {
 		return nil, err
 	}
-	if err := unix.Renameat(dirfd, tmp, dirfd, name); err != nil {
+	if err := unix.Renameat(dirfd, st.tmp, dirfd, name); err != nil {
 		return nil, pathErr("rename into place", op.Path, err)
 	}
 	// Once renamed, the temporary name is gone: removing it on an error

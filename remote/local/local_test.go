@@ -1254,11 +1254,17 @@ func TestPutIsAtomic(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, map[string]string{"d/": "", "d/f": "the old version"}, remote.OpenRequest{})
 	newText := strings.Repeat("new contents ", 20)
+	defer noAnonymous.Store(noAnonymous.Load())
 	for _, tt := range []struct {
 		path   string
 		expect *state.Entry
 		old    string
-	}{{"d/f", f.entry("d/f"), "the old version"}, {"d/created", nil, ""}} {
+		// anonymous: a new file is written to an O_TMPFILE file, which
+		// no directory listing shows; otherwise (and for a replaced
+		// file) to a named temporary file.
+		anonymous bool
+	}{{"d/f", f.entry("d/f"), "the old version", false}, {"d/created", nil, "", true}, {"d/created-named", nil, "", false}} {
+		noAnonymous.Store(!tt.anonymous)
 		w := &watchingReader{r: strings.NewReader(newText), dest: filepath.Join(f.root, tt.path)}
 		var tempsSeen []string
 		w2 := &hookReader{r: w, hook: func() { tempsSeen = append(tempsSeen, temps(t, filepath.Join(f.root, "d"))...) }}
@@ -1273,8 +1279,11 @@ func TestPutIsAtomic(t *testing.T) {
 				t.Fatalf("%s: during the put a reader saw %q", tt.path, s)
 			}
 		}
-		if len(tempsSeen) == 0 {
+		if len(tempsSeen) == 0 && !tt.anonymous {
 			t.Errorf("%s: no temporary file seen in the destination directory during the put", tt.path)
+		}
+		if len(tempsSeen) != 0 && tt.anonymous {
+			t.Errorf("%s: temporary files %q seen, want the new file written anonymously", tt.path, tempsSeen)
 		}
 		if f.read(tt.path) != newText {
 			t.Errorf("%s: final contents %q", tt.path, f.read(tt.path))

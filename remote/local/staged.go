@@ -1,0 +1,93 @@
+package local
+
+import (
+	"errors"
+	"os"
+	"strconv"
+	"sync/atomic"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// staged is a file written and flushed-to-be, waiting to be installed at
+// its path: either a named temporary file (.concord-tmp-…) in the
+// destination directory, renamed into place, or, for a file that is new
+// at its path, an anonymous one (open(2) with O_TMPFILE) held open and
+// given its name with linkat(2) once flushed.
+//
+// Why the anonymous file: it costs the file system one directory entry
+// (the final one) instead of three changes (create the temporary name,
+// rename it, drop it), which measured 20–35% less time to create 20,000
+// files here, the heart of a first sync; and a run killed mid-write leaves
+// nothing behind, not even a temporary file for the next run to clean up.
+// linkat refuses an existing name, which is the re-check (guarantee 1) a
+// new file needs, as renameat2's RENAME_NOREPLACE is for a named one.
+type staged struct {
+	tmp string // the named temporary file; "" for an anonymous one
+	fd  int    // the anonymous file, open; -1 for a named one
+}
+
+// anonymous reports whether s is an O_TMPFILE file.
+func (s staged) anonymous() bool { return s.fd >= 0 }
+
+// discard removes a staged file that will not be installed.
+func (s staged) discard(dirfd int) {
+	if s.anonymous() {
+		unix.Close(s.fd) // the last reference: the kernel frees it
+		return
+	}
+	unix.Unlinkat(dirfd, s.tmp, 0)
+}
+
+// link gives the anonymous file s its name in dirfd; it fails with EEXIST
+// when something is there. linkat with AT_EMPTY_PATH would need a
+// capability, so it goes through /proc/self/fd, as open(2) suggests.
+func (s staged) link(dirfd int, name string) error {
+	return unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(s.fd), dirfd, name, unix.AT_SYMLINK_FOLLOW)
+}
+
+// noAnonymous is set once anonymous files turned out not to work here (a
+// kernel or file system without O_TMPFILE, no /proc): named temporary files
+// are used from then on.
+var noAnonymous atomic.Bool
+
+func init() {
+	if _, err := os.Stat("/proc/self/fd"); err != nil {
+		noAnonymous.Store(true)
+	}
+}
+
+// openAnonymous opens an anonymous file in dirfd, or returns -1 when named
+// temporary files must do (and an error only for a failure that a named
+// file would meet as well).
+func openAnonymous(dirfd int) (int, error) {
+	if noAnonymous.Load() {
+		return -1, nil
+	}
+	fd, err := unix.Openat(dirfd, ".", unix.O_WRONLY|unix.O_TMPFILE|unix.O_CLOEXEC, 0o600)
+	switch {
+	case err == nil:
+		return fd, nil
+	case errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EISDIR) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT):
+		// No O_TMPFILE here (EISDIR: a kernel that takes it for
+		// O_DIRECTORY; EOPNOTSUPP: the file system lacks it).
+		noAnonymous.Store(true)
+		return -1, nil
+	case errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE):
+		// Anonymous files stay open until their flush: when descriptors
+		// run short, this one takes a named file, closed before it.
+		return -1, nil
+	}
+	return -1, err
+}
+
+// futimens sets the access and modification times of the open file fd
+// (utimensat(2) with a null path, which x/sys/unix does not offer).
+func futimens(fd int, ts *[2]unix.Timespec) error {
+	_, _, e := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(ts)), 0, 0, 0)
+	if e != 0 {
+		return e
+	}
+	return nil
+}
