@@ -377,7 +377,7 @@ func (e *Endpoint) install(ctx context.Context, dirfd int, op remote.Op, st stag
 		case err != nil:
 			st.discard(dirfd)
 		case st.anonymous():
-			unix.Close(st.fd) // linked: it lives on under its name
+			st.close() // linked: it lives on under its name
 		}
 	}()
 	if op.Expect == nil {

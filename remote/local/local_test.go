@@ -1288,6 +1288,9 @@ func TestPutIsAtomic(t *testing.T) {
 		if f.read(tt.path) != newText {
 			t.Errorf("%s: final contents %q", tt.path, f.read(tt.path))
 		}
+		if n := anonOpen.Load(); n != 0 {
+			t.Errorf("%s: %d anonymous files still counted open after the put", tt.path, n)
+		}
 	}
 }
 

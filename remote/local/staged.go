@@ -34,10 +34,16 @@ func (s staged) anonymous() bool { return s.fd >= 0 }
 // discard removes a staged file that will not be installed.
 func (s staged) discard(dirfd int) {
 	if s.anonymous() {
-		unix.Close(s.fd) // the last reference: the kernel frees it
+		s.close() // the last reference: the kernel frees it
 		return
 	}
 	unix.Unlinkat(dirfd, s.tmp, 0)
+}
+
+// close closes an anonymous file (linked or to be freed).
+func (s staged) close() {
+	unix.Close(s.fd)
+	anonOpen.Add(-1)
 }
 
 // link gives the anonymous file s its name in dirfd; it fails with EEXIST
@@ -52,9 +58,22 @@ func (s staged) link(dirfd int, name string) error {
 // are used from then on.
 var noAnonymous atomic.Bool
 
+// anonOpen counts the anonymous files open, each held until its flush;
+// beyond anonMax (a quarter of the descriptor limit, at most 4,096) files
+// take named temporary files, which are closed before their flush, so that
+// many files in flight never exhaust the descriptors.
+var (
+	anonOpen atomic.Int64
+	anonMax  int64 = 4096
+)
+
 func init() {
 	if _, err := os.Stat("/proc/self/fd"); err != nil {
 		noAnonymous.Store(true)
+	}
+	var lim unix.Rlimit
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) == nil {
+		anonMax = int64(min(lim.Cur/4, 4096))
 	}
 }
 
@@ -65,7 +84,14 @@ func openAnonymous(dirfd int) (int, error) {
 	if noAnonymous.Load() {
 		return -1, nil
 	}
+	if anonOpen.Add(1) > anonMax {
+		anonOpen.Add(-1)
+		return -1, nil
+	}
 	fd, err := unix.Openat(dirfd, ".", unix.O_WRONLY|unix.O_TMPFILE|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		anonOpen.Add(-1)
+	}
 	switch {
 	case err == nil:
 		return fd, nil
