@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -26,5 +27,22 @@ func TestBuildID(t *testing.T) {
 	}
 	if id := buildID("0.1.0-dev", filepath.Join(dir, "missing")); id != "" {
 		t.Errorf("unreadable executable: build id %q, want none", id)
+	}
+}
+
+// TestBuildIDOfThisBinary checks that the test binary's Go build ID is
+// found in its ELF note (the fast way, without hashing the file) and that
+// it names the build.
+func TestBuildIDOfThisBinary(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Skip(err)
+	}
+	id := goBuildID(exe)
+	if id == "" || !strings.Contains(id, "/") {
+		t.Fatalf("Go build ID of the test binary = %q, want actionID/contentID", id)
+	}
+	if got := buildID("0.1.0-dev", exe); len(got) != 12 {
+		t.Errorf("buildID = %q", got)
 	}
 }

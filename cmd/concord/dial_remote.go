@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"debug/elf"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -79,22 +80,53 @@ var devBuild = sync.OnceValue(func() string {
 	return buildID(Version, exe)
 })
 
-// buildID returns the first 12 hex digits of the BLAKE3 hash of the
-// executable exe when version is a development version, and "" for a
-// release (and when exe cannot be read: then builds share the remote
-// copy, as releases of one version do).
+// buildID returns 12 hex digits naming the build of the executable exe
+// when version is a development version, and "" for a release (and when
+// exe cannot be read: then builds share the remote copy, as releases of one
+// version do). It hashes the Go build ID the linker stores in the
+// executable (a hash of its contents) rather than the whole file: hashing
+// 20 MiB took 40 ms of every remote run; where there is no build ID, the
+// file is hashed after all.
 func buildID(version, exe string) string {
 	if !strings.HasSuffix(version, "-dev") {
 		return ""
 	}
-	f, err := os.Open(exe)
+	h := blake3.New()
+	if id := goBuildID(exe); id != "" {
+		h.Write([]byte(id))
+	} else {
+		f, err := os.Open(exe)
+		if err != nil {
+			return ""
+		}
+		defer f.Close()
+		if _, err := io.Copy(h, f); err != nil {
+			return ""
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))[:12]
+}
+
+// goBuildID returns the Go build ID in the ELF note of exe ("" if none).
+func goBuildID(exe string) string {
+	f, err := elf.Open(exe)
 	if err != nil {
 		return ""
 	}
 	defer f.Close()
-	h := blake3.New()
-	if _, err := io.Copy(h, f); err != nil {
+	sec := f.Section(".note.go.buildid")
+	if sec == nil {
 		return ""
 	}
-	return hex.EncodeToString(h.Sum(nil))[:12]
+	note, err := sec.Data()
+	// The note: name size, description size, type (4 bytes each), the
+	// name "Go\0\0", then the build ID as the description.
+	if err != nil || len(note) < 16 || string(note[12:16]) != "Go\x00\x00" {
+		return ""
+	}
+	n := f.ByteOrder.Uint32(note[4:8])
+	if uint64(n) > uint64(len(note)-16) {
+		return ""
+	}
+	return string(note[16 : 16+n])
 }
