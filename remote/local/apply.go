@@ -165,7 +165,9 @@ func (e *Endpoint) put(ctx context.Context, dirfd int, op remote.Op, content io.
 		g.abandon()
 		return nil, err
 	}
-	if err := g.sync(dirfd); err != nil {
+	if st.flushed {
+		g.abandon()
+	} else if err := g.sync(dirfd); err != nil {
 		st.discard(dirfd)
 		return nil, e.writeErr(op.Path, err)
 	}
@@ -352,6 +354,12 @@ func (e *Endpoint) writeTemp(dirfd int, op remote.Op, content io.Reader) (st sta
 	ts := [2]unix.Timespec{unix.NsecToTimespec(op.New.MTime), unix.NsecToTimespec(op.New.MTime)}
 	if err := futimens(fd, &ts); err != nil {
 		return st, nil, pathErr("set times of", op.Path, err)
+	}
+	if n >= flushAlone {
+		if err := unix.Fsync(fd); err != nil {
+			return st, nil, e.writeErr(op.Path, err)
+		}
+		st.flushed = true
 	}
 	if st.anonymous() {
 		// It lives only while open: the descriptor is kept for the link.

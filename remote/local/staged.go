@@ -26,7 +26,18 @@ import (
 type staged struct {
 	tmp string // the named temporary file; "" for an anonymous one
 	fd  int    // the anonymous file, open; -1 for a named one
+	// flushed: the file was flushed on its own (a large one, see
+	// flushAlone), so it needs no share of a group flush.
+	flushed bool
 }
+
+// flushAlone is the size from which a file is flushed on its own with
+// fsync(2) rather than by a grouped syncfs(2): syncfs writes out every
+// dirty file of the file system, other programs' too, which a large file
+// need not wait for (measured: 6.8 s instead of 2.5–4 s for the 1 GiB delta
+// right after other tools had left 2 GiB unflushed), while its own fsync
+// finds little left thanks to the early write-back.
+const flushAlone = 8 << 20
 
 // anonymous reports whether s is an O_TMPFILE file.
 func (s staged) anonymous() bool { return s.fd >= 0 }

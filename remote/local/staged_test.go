@@ -1,8 +1,11 @@
 package local
 
 import (
+	"context"
+	"strings"
 	"testing"
 
+	"github.com/concord-sync/concord/remote"
 	"golang.org/x/sys/unix"
 )
 
@@ -39,5 +42,35 @@ func TestAnonymousFilesBounded(t *testing.T) {
 		t.Errorf("after one was freed: openAnonymous = %d, %v", again, err)
 	} else {
 		staged{fd: again}.discard(dirfd)
+	}
+}
+
+// TestLargeFileFlushedAlone checks that a large file is flushed on its own
+// (fsync) instead of sharing a syncfs, which would also wait for every
+// other dirty file of the file system, and that a small one shares it.
+func TestLargeFileFlushedAlone(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, map[string]string{}, remote.OpenRequest{})
+	flushes := func() uint64 {
+		g := f.e.flusher()
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		return g.completed
+	}
+	big := strings.Repeat("x", flushAlone)
+	if _, err := f.e.Apply(ctx, remote.Op{Kind: remote.OpPut, Path: "big", New: fileEntry(big, 0o644, t0)}, strings.NewReader(big)); err != nil {
+		t.Fatal(err)
+	}
+	if n := flushes(); n != 0 {
+		t.Errorf("a file of %d bytes took %d group flushes, want its own fsync", len(big), n)
+	}
+	if _, err := f.e.Apply(ctx, remote.Op{Kind: remote.OpPut, Path: "small", New: fileEntry("small", 0o644, t0)}, strings.NewReader("small")); err != nil {
+		t.Fatal(err)
+	}
+	if n := flushes(); n == 0 {
+		t.Error("a small file took no group flush")
+	}
+	if f.read("big") != big || f.read("small") != "small" {
+		t.Error("contents differ")
 	}
 }
