@@ -398,21 +398,29 @@ func (cl *Client) Scan(ctx context.Context, req remote.ScanRequest, progress fun
 			progress(remote.ScanProgress{Entries: p.Entries, Hashed: p.Hashed, HashedBytes: p.HashedBytes})
 		}
 	}
+	// change checks and decodes one change or announcement.
+	change := func(c wChange) (remote.Change, error) {
+		if err := checkPath("scan", c.Path); err != nil {
+			return remote.Change{}, err
+		}
+		old, err := fromWire(c.Old)
+		if err != nil {
+			return remote.Change{}, cl.broken(err)
+		}
+		nw, err := fromWire(c.New)
+		if err != nil {
+			return remote.Change{}, cl.broken(err)
+		}
+		return remote.Change{Path: c.Path, Old: old, New: nw, Below: c.Below}, nil
+	}
 	batch := func(v any) error {
 		b := v.(*wScanItems)
 		for _, c := range b.Changes {
-			if err := checkPath("scan", c.Path); err != nil {
+			ch, err := change(c)
+			if err != nil {
 				return err
 			}
-			old, err := fromWire(c.Old)
-			if err != nil {
-				return cl.broken(err)
-			}
-			nw, err := fromWire(c.New)
-			if err != nil {
-				return cl.broken(err)
-			}
-			rep.Changes = append(rep.Changes, remote.Change{Path: c.Path, Old: old, New: nw, Below: c.Below})
+			rep.Changes = append(rep.Changes, ch)
 		}
 		for _, p := range b.Skipped {
 			if err := checkPath("scan", p.Path); err != nil {
@@ -420,23 +428,16 @@ func (cl *Client) Scan(ctx context.Context, req remote.ScanRequest, progress fun
 			}
 			rep.Skipped = append(rep.Skipped, remote.Problem{Path: p.Path, Err: p.Err, Warning: p.Warning})
 		}
-		for _, h := range b.Hashing {
-			if err := checkPath("scan", h.Path); err != nil {
+		for _, c := range b.Hashing {
+			h, err := change(c)
+			if err != nil {
 				return err
 			}
-			old, err := fromWire(h.Old)
-			if err != nil {
-				return cl.broken(err)
-			}
-			nw, err := fromWire(h.New)
-			if err != nil {
-				return cl.broken(err)
-			}
-			if old == nil || nw == nil || old.Kind != state.File || nw.Kind != state.File {
+			if h.Old == nil || h.New == nil || h.Old.Kind != state.File || h.New.Kind != state.File {
 				return cl.broken(fmt.Errorf("%w: scan announced hashing %s, which is not a file", ErrProtocol, state.Display(h.Path)))
 			}
 			if req.Hashing != nil {
-				req.Hashing(h.Path, old, nw)
+				req.Hashing(h.Path, h.Old, h.New)
 			}
 		}
 		return nil
