@@ -189,11 +189,9 @@ type batch struct {
 // leave the digest and the count, and the directories' rows are deleted
 // when the batch is written back.
 func (b *batch) forgetBelow(p string) error {
-	dropMap := func(dir string, m map[string]*state.Entry) {
-		for n, e := range m {
-			xor(&b.digest, Fingerprint(state.Join(dir, n), e))
-			b.count--
-		}
+	drop := func(dir, name string, e *state.Entry) {
+		xor(&b.digest, Fingerprint(state.Join(dir, name), e))
+		b.count--
 	}
 	gone := map[string]bool{}
 	// Rows in the database, except those whose entries the batch holds in
@@ -214,10 +212,7 @@ func (b *batch) forgetBelow(p string) error {
 		if dc := b.dirs[dir]; dc != nil && (dc.wipe || (dc.chunks[first] != nil && dc.chunks[first].m != nil)) {
 			continue
 		}
-		if _, err := unpackDir(blob, func(n string, e *state.Entry) {
-			xor(&b.digest, Fingerprint(state.Join(dir, n), e))
-			b.count--
-		}); err != nil {
+		if _, err := unpackDir(blob, func(n string, e *state.Entry) { drop(dir, n, e) }); err != nil {
 			return b.d.damaged(dir, err)
 		}
 	}
@@ -230,8 +225,8 @@ func (b *batch) forgetBelow(p string) error {
 			continue
 		}
 		for _, c := range dc.chunks {
-			if c.m != nil {
-				dropMap(dir, c.m)
+			for n, e := range c.m {
+				drop(dir, n, e)
 			}
 		}
 		gone[dir] = true

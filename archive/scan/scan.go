@@ -545,46 +545,36 @@ func HashAt(dirfd int, name string, buf []byte) ([32]byte, *unix.Stat_t, int64, 
 		return sum, &st, 0, fmt.Errorf("not a regular file")
 	}
 	before := st
-	if before.Size <= int64(len(buf)) {
-		// Most files fit the buffer: one read and one call hash them,
-		// without a hasher to allocate.
-		n, err := readFull(fd, buf[:before.Size])
-		if err != nil {
-			return sum, nil, n, err
-		}
-		if err := unix.Fstat(fd, &st); err != nil {
-			return sum, nil, n, err
-		}
-		sum = blake3.Sum256(buf[:n])
-		if st.Size != before.Size || st.Mtim != before.Mtim || st.Ctim != before.Ctim || n != st.Size {
-			return sum, &st, n, errChanging
-		}
-		return sum, &st, n, nil
-	}
-	h := blake3.New()
 	// Read up to the size fstat gave, not to end of file: a small file
 	// then takes one read(2), not two. A file that grew, shrank or was
 	// written meanwhile shows in the second fstat (size, mtime, ctime).
 	var n int64
-	for n < before.Size {
-		b := buf
-		if rest := before.Size - n; rest < int64(len(b)) {
-			b = b[:rest]
-		}
-		k, err := RawFile(fd).Read(b)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
+	if before.Size <= int64(len(buf)) {
+		// Most files fit the buffer: one call hashes them, without a
+		// hasher to allocate.
+		if n, err = readFull(fd, buf[:before.Size]); err != nil {
 			return sum, nil, n, err
 		}
-		h.Write(b[:k])
-		n += int64(k)
+		sum = blake3.Sum256(buf[:n])
+	} else {
+		h := blake3.New()
+		for n < before.Size {
+			b := buf[:min(int64(len(buf)), before.Size-n)]
+			k, err := readFull(fd, b)
+			h.Write(b[:k])
+			n += k
+			if err != nil {
+				return sum, nil, n, err
+			}
+			if k < int64(len(b)) {
+				break // the file ended early: the fstat below says so
+			}
+		}
+		h.Sum(sum[:0])
 	}
 	if err := unix.Fstat(fd, &st); err != nil {
 		return sum, nil, n, err
 	}
-	h.Sum(sum[:0])
 	if st.Size != before.Size || st.Mtim != before.Mtim || st.Ctim != before.Ctim || n != st.Size {
 		return sum, &st, n, errChanging
 	}
