@@ -29,8 +29,21 @@ const HookEnv = "CONCORD_TEST_HOOK_BEFORE_PROPAGATE"
 // workers is how many file transfers run at once. Each waits for its
 // file's flush to disk at the destination, which many files share, so more
 // transfers in flight make bigger, fewer flushes; over a link they also
-// keep it busy.
-const workers = 256
+// keep it busy. With 256, a first sync of 100,000 small files left a
+// quarter of the machine idle, every transfer waiting on a flush: 1,024
+// took 12% less time over SSH (7.7–8.0 s to 6.6–6.9 s) and 10–15% less
+// locally; 4,096 gained nothing more.
+const workers = 1024
+
+// bigFile is the size from which a file transfer takes one of maxBig
+// slots: the workers are many so that small files share flushes, but large
+// files gain nothing from more than a few at once, and each holds copy
+// buffers (and over a link, a window of chunks) and makes the disk seek
+// between them.
+const (
+	bigFile = 1 << 20
+	maxBig  = 16
+)
 
 // deltaThreshold is the smallest destination file for which a delta
 // transfer is tried on a remote link.
@@ -74,7 +87,9 @@ type executor struct {
 
 	jobs    chan func()
 	workers sync.WaitGroup
-	bytes   atomic.Int64
+	// big holds a slot per large file being transferred (see bigFile).
+	big   chan struct{}
+	bytes atomic.Int64
 	// finalDirs holds directories created with extra owner permissions
 	// that get their real mode once everything below them is written.
 	finalDirs []finalDir
@@ -118,6 +133,7 @@ func (s *Session) Execute(ctx context.Context, progress func(Progress)) (*Result
 	x.totals()
 	if !s.cfg.DryRun {
 		x.jobs = make(chan func())
+		x.big = make(chan struct{}, maxBig)
 		// Many transfers in flight keep the link busy and let many small
 		// files share one flush to disk at the destination.
 		for i := 0; i < workers; i++ {
@@ -432,6 +448,13 @@ func (x *executor) structural(t *tracker, S, D reconcile.Side, op remote.Op, src
 // put copies a file from S to D: whole, or as a delta against D's old
 // version over a remote link.
 func (x *executor) put(t *tracker, S, D reconcile.Side, p string, src, dst *state.Entry) {
+	if src.Size >= bigFile {
+		select {
+		case x.big <- struct{}{}:
+			defer func() { <-x.big }()
+		case <-x.ctx.Done():
+		}
+	}
 	x.mu.Lock()
 	x.prog.Current = p
 	x.mu.Unlock()

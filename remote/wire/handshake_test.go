@@ -152,7 +152,7 @@ func TestWireConstants(t *testing.T) {
 		}
 	}
 	if MaxFrame != 4<<20 || ChunkSize != 256<<10 || window != 4 || maxBatchItems != 4096 ||
-		maxInflight != 256 || maxBigInflight != 16 || serverInflight != 1024 {
+		maxInflight != 1024 || maxBigInflight != 16 || serverInflight != 2048 {
 		t.Error("a documented limit changed")
 	}
 	if maxInflight > serverInflight {

@@ -19,7 +19,7 @@ const (
 	// serverInflight is how many requests the server runs at once; a
 	// client sending more breaks the protocol (clients keep to
 	// maxInflight).
-	serverInflight = 1024
+	serverInflight = 2048
 	// progressEvery is the least time between two scan progress frames.
 	progressEvery = 100 * time.Millisecond
 )

@@ -1,0 +1,7 @@
+package engine
+
+// Limits the external tests check.
+const (
+	MaxBig  = maxBig
+	BigFile = bigFile
+)
