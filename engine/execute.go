@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/semaphore"
+
 	"github.com/concord-sync/concord/archive"
 	"github.com/concord-sync/concord/archive/state"
 	"github.com/concord-sync/concord/reconcile"
@@ -44,6 +46,13 @@ const (
 	bigFile = 1 << 20
 	maxBig  = 16
 )
+
+// inflightBytes bounds the smaller files in flight by their total size (each
+// counted as at least 4 KiB): a file under bigFile is held whole in memory
+// on its way over a link, on both sides, and 1,024 workers with files of
+// 256 KiB would hold 256 MiB. Small files never reach it: 1,024 files of
+// 4 KiB are 4 MiB. A variable so that tests can lower it.
+var inflightBytes int64 = 64 << 20
 
 // deltaThreshold is the smallest destination file for which a delta
 // transfer is tried on a remote link.
@@ -87,8 +96,10 @@ type executor struct {
 
 	jobs    chan func()
 	workers sync.WaitGroup
-	// big holds a slot per large file being transferred (see bigFile).
+	// big holds a slot per large file being transferred (see bigFile);
+	// mem the bytes of the smaller ones (inflightBytes).
 	big   chan struct{}
+	mem   *semaphore.Weighted
 	bytes atomic.Int64
 	// finalDirs holds directories created with extra owner permissions
 	// that get their real mode once everything below them is written.
@@ -134,6 +145,7 @@ func (s *Session) Execute(ctx context.Context, progress func(Progress)) (*Result
 	if !s.cfg.DryRun {
 		x.jobs = make(chan func())
 		x.big = make(chan struct{}, maxBig)
+		x.mem = semaphore.NewWeighted(inflightBytes)
 		// Many transfers in flight keep the link busy and let many small
 		// files share one flush to disk at the destination.
 		for i := 0; i < workers; i++ {
@@ -448,11 +460,18 @@ func (x *executor) structural(t *tracker, S, D reconcile.Side, op remote.Op, src
 // put copies a file from S to D: whole, or as a delta against D's old
 // version over a remote link.
 func (x *executor) put(t *tracker, S, D reconcile.Side, p string, src, dst *state.Entry) {
+	// Without a slot (the run was stopped), the transfer fails at once
+	// on the ended context.
 	if src.Size >= bigFile {
 		select {
 		case x.big <- struct{}{}:
 			defer func() { <-x.big }()
 		case <-x.ctx.Done():
+		}
+	} else {
+		w := min(max(src.Size, 4<<10), inflightBytes)
+		if x.mem.Acquire(x.ctx, w) == nil {
+			defer x.mem.Release(w)
 		}
 	}
 	x.mu.Lock()
