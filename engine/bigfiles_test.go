@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -125,4 +126,35 @@ func TestInflightBytesBounded(t *testing.T) {
 	if g.maxFiles < 2 {
 		t.Errorf("only %d file read at a time; the budget allows %d", g.maxFiles, budget/size)
 	}
+}
+
+// TestLowDescriptorLimit checks that a first sync of many small files
+// succeeds under a low limit of open files (a container, a cron job with
+// ulimit -n 256): the workers, each holding descriptors while it waits for
+// a flush, must not run out of them.
+func TestLowDescriptorLimit(t *testing.T) {
+	var old syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
+		t.Skipf("getrlimit: %v", err)
+	}
+	const limit = 256
+	if old.Cur < limit {
+		t.Skipf("the descriptor limit is already %d", old.Cur)
+	}
+	low := old
+	low.Cur = limit
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
+		t.Skipf("setrlimit: %v", err)
+	}
+	defer syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old)
+	p := newPair(t)
+	const n = 3000
+	for i := range n {
+		p.write(1, fmt.Sprintf("d%02d/f%04d", i%30, i), "small file")
+	}
+	res := p.sync(p.config())
+	if res.Failed != 0 {
+		t.Fatalf("%d of %d items failed under a limit of %d descriptors: %v", res.Failed, len(res.Outcomes), limit, outcomes(res)[:3])
+	}
+	sameTrees(t, p)
 }

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/exec"
 	"sort"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sync/semaphore"
@@ -36,6 +38,19 @@ const HookEnv = "CONCORD_TEST_HOOK_BEFORE_PROPAGATE"
 // took 12% less time over SSH (7.7–8.0 s to 6.6–6.9 s) and 10–15% less
 // locally; 4,096 gained nothing more.
 const workers = 1024
+
+// workerCount is how many workers Execute runs: workers, or fewer under a
+// low limit of open files, as a worker waiting for its flush holds up to
+// three descriptors (the source, the new file and its directory) and the
+// archives, the link and the scans need some too. With 1,024 workers a
+// first sync under `ulimit -n 256` failed every file.
+func workerCount() int {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur >= math.MaxInt32 {
+		return workers
+	}
+	return int(min(max((int64(lim.Cur)-64)/4, 16), workers))
+}
 
 // bigFile is the size from which a file transfer takes one of maxBig
 // slots: the workers are many so that small files share flushes, but large
@@ -148,7 +163,7 @@ func (s *Session) Execute(ctx context.Context, progress func(Progress)) (*Result
 		x.mem = semaphore.NewWeighted(inflightBytes)
 		// Many transfers in flight keep the link busy and let many small
 		// files share one flush to disk at the destination.
-		for i := 0; i < workers; i++ {
+		for i := 0; i < workerCount(); i++ {
 			x.workers.Add(1)
 			go func() {
 				defer x.workers.Done()
