@@ -33,6 +33,12 @@ func (e *Endpoint) Apply(ctx context.Context, op remote.Op, content io.Reader) (
 	if op.New == nil && op.Kind != remote.OpRemove {
 		return nil, fmt.Errorf("apply %s: no new state given", state.Display(op.Path))
 	}
+	// The directory, the new file and, for a delta, the old one.
+	release, err := e.fds.hold(ctx, 3)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	dirfd, err := e.parentDir(op)
 	if err != nil {
 		if op.Kind == remote.OpRemove && op.Expect == nil && errors.Is(err, remote.ErrChanged) {
@@ -186,6 +192,17 @@ func (e *Endpoint) PutBatch(ctx context.Context, ops []remote.Op, contents [][]b
 	if len(contents) != len(ops) {
 		return nil, nil, fmt.Errorf("put %d files with %d contents", len(ops), len(contents))
 	}
+	// Each file's directory (shared within the batch) and new file stay
+	// open until the flush.
+	parents := map[string]bool{}
+	for _, op := range ops {
+		parents[state.Parent(op.Path)] = true
+	}
+	release, err := e.fds.hold(ctx, len(parents)+len(ops))
+	if err != nil {
+		return nil, nil, err
+	}
+	defer release()
 	ents := make([]*state.Entry, len(ops))
 	errs := make([]error, len(ops))
 	dirs := map[string]int{}
@@ -259,11 +276,15 @@ func (e *Endpoint) PutBatch(ctx context.Context, ops []remote.Op, contents [][]b
 // parentDir opens the directory op.Path goes into.
 func (e *Endpoint) parentDir(op remote.Op) (int, error) {
 	dirfd, err := e.openDir(state.Parent(op.Path))
-	if err != nil {
-		if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
-			return -1, fmt.Errorf("%w: %s: a parent directory is a symlink or not a directory", remote.ErrUnsafePath, state.Display(op.Path))
-		}
+	switch {
+	case err == nil:
+	case errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR):
+		return -1, fmt.Errorf("%w: %s: a parent directory is a symlink or not a directory", remote.ErrUnsafePath, state.Display(op.Path))
+	case errors.Is(err, unix.ENOENT):
 		return -1, changedErr(op.Path, "its parent directory is missing")
+	default:
+		// Permissions, or descriptors run out: say so, not "missing".
+		return -1, pathErr("open the directory of", op.Path, err)
 	}
 	return dirfd, nil
 }

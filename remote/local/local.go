@@ -56,6 +56,7 @@ type Endpoint struct {
 	putMu    sync.Mutex
 	syncOnce sync.Once
 	syncer   *groupSync
+	fds      descriptorBudget
 }
 
 // New returns an endpoint for the local directory root.
@@ -451,12 +452,18 @@ func (e *Endpoint) List(ctx context.Context, p string) ([]remote.PathEntry, erro
 }
 
 // ReadFile opens the file at p, which must still match expect.
+// Its descriptor counts against the endpoint's budget until Close.
 func (e *Endpoint) ReadFile(ctx context.Context, p string, expect *state.Entry) (io.ReadCloser, error) {
-	f, st, err := e.openChecked(p, expect)
+	release, err := e.fds.hold(ctx, 1)
 	if err != nil {
 		return nil, err
 	}
-	return &checkedReader{f: f, path: p, before: *st}, nil
+	f, st, err := e.openChecked(p, expect)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	return &checkedReader{f: f, path: p, before: *st, release: release}, nil
 }
 
 // openChecked opens the regular file at p for reading, without following a
@@ -495,11 +502,12 @@ func (e *Endpoint) openChecked(p string, expect *state.Entry) (scan.RawFile, *un
 // ctime then was not written meanwhile (one read(2) for a small file, not a
 // second one to see the end).
 type checkedReader struct {
-	f      scan.RawFile
-	path   string
-	before unix.Stat_t
-	n      int64
-	err    error
+	f       scan.RawFile
+	path    string
+	before  unix.Stat_t
+	n       int64
+	err     error
+	release func() // gives the descriptor back to the budget
 }
 
 func (r *checkedReader) Read(b []byte) (int, error) {
@@ -534,7 +542,11 @@ func (r *checkedReader) Read(b []byte) (int, error) {
 	return n, r.err
 }
 
-func (r *checkedReader) Close() error { return r.f.Close() }
+func (r *checkedReader) Close() error {
+	err := r.f.Close()
+	r.release()
+	return err
+}
 
 // ReadAt exposes random access for delta encoding.
 func (r *checkedReader) ReadAt(b []byte, off int64) (int, error) { return r.f.ReadAt(b, off) }

@@ -1,0 +1,50 @@
+package local
+
+import (
+	"context"
+	"math"
+	"sync"
+
+	"golang.org/x/sync/semaphore"
+	"golang.org/x/sys/unix"
+)
+
+// descriptorBudget bounds the file descriptors that an endpoint's reads and
+// writes hold at once, so that many calls in flight (a server answering a
+// client with 1,024 files in flight, each write holding its directory and
+// new file until the flush) wait for one another instead of failing with
+// "too many open files" under a low limit (ulimit -n 256 in a container or
+// a cron job). It is the soft limit at the first call, less a reserve for
+// the archive, the connection and the scans.
+type descriptorBudget struct {
+	once sync.Once
+	sem  *semaphore.Weighted
+	size int64
+}
+
+const (
+	descriptorReserve = 64
+	minDescriptors    = 16
+)
+
+func (b *descriptorBudget) init() {
+	b.size = math.MaxInt32
+	var lim unix.Rlimit
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) == nil && lim.Cur < math.MaxInt32 {
+		b.size = max(int64(lim.Cur)-descriptorReserve, minDescriptors)
+	}
+	b.sem = semaphore.NewWeighted(b.size)
+}
+
+// hold takes n descriptors of the budget (all of it, for a call that needs
+// more), waiting while other calls hold them, and returns the function that
+// gives them back.
+func (b *descriptorBudget) hold(ctx context.Context, n int) (release func(), err error) {
+	b.once.Do(b.init)
+	w := min(int64(n), b.size)
+	if err := b.sem.Acquire(ctx, w); err != nil {
+		return nil, err
+	}
+	var done sync.Once
+	return func() { done.Do(func() { b.sem.Release(w) }) }, nil
+}

@@ -1,0 +1,72 @@
+package local
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"syscall"
+	"testing"
+
+	"github.com/concord-sync/concord/remote"
+)
+
+// TestConcurrentBatchesLowDescriptorLimit puts files the way a server does
+// for a client with many files in flight: many PutBatch calls at once, each
+// of files in many directories, under a low limit of open files. Each call
+// holds descriptors (its directories and new files) until its flush; none
+// may fail for want of descriptors.
+func TestConcurrentBatchesLowDescriptorLimit(t *testing.T) {
+	var old syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
+		t.Skipf("getrlimit: %v", err)
+	}
+	const limit = 256
+	if old.Cur < limit {
+		t.Skipf("the descriptor limit is already %d", old.Cur)
+	}
+	dirs := map[string]string{}
+	const ndirs, batches, per = 64, 16, 64
+	for d := range ndirs {
+		dirs[fmt.Sprintf("d%02d/", d)] = ""
+	}
+	f := newFixture(t, dirs, remote.OpenRequest{})
+	low := old
+	low.Cur = limit
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
+		t.Skipf("setrlimit: %v", err)
+	}
+	defer syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make([][]error, batches)
+	fails := make([]error, batches)
+	for b := range batches {
+		wg.Go(func() {
+			ops := make([]remote.Op, per)
+			contents := make([][]byte, per)
+			for i := range per {
+				c := fmt.Sprintf("file %d of batch %d", i, b)
+				ops[i] = remote.Op{Kind: remote.OpPut, Path: fmt.Sprintf("d%02d/b%02d-%02d", i, b, i), New: fileEntry(c, 0o644, t0)}
+				contents[i] = []byte(c)
+			}
+			_, errs[b], fails[b] = f.e.PutBatch(ctx, ops, contents)
+		})
+	}
+	wg.Wait()
+	failed := 0
+	var first error
+	for b := range batches {
+		if fails[b] != nil {
+			t.Fatalf("batch %d: %v", b, fails[b])
+		}
+		for _, err := range errs[b] {
+			if err != nil {
+				failed++
+				first = err
+			}
+		}
+	}
+	if failed > 0 {
+		t.Errorf("%d of %d files failed under a limit of %d descriptors, e.g. %v", failed, batches*per, limit, first)
+	}
+}
