@@ -81,6 +81,23 @@ type scanner struct {
 	dirs   dirQueue
 	hashCh chan hashJob
 	hashWG sync.WaitGroup
+	// open holds a token per directory descriptor the scan holds (see
+	// dirTokens).
+	open chan struct{}
+}
+
+// dirTokens is how many directories one scan holds open at once: a
+// directory stays open until its files are hashed, and with a file to hash
+// in each of many directories those waiting for the hashers exhausted a
+// low limit of open files (ulimit -n 128 failed a first sync with "cannot
+// read directory"). Half of what the limit leaves after a reserve, as the
+// two sides of a local sync scan at once; at most 1,024.
+func dirTokens() int {
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil || lim.Cur >= 1<<20 {
+		return 1024
+	}
+	return int(min(max((int64(lim.Cur)-64)/2, 8), 1024))
 }
 
 type hashJob struct {
@@ -105,7 +122,7 @@ func Scan(ctx context.Context, root, sub string, arch Archive, opts Options) (*R
 		return nil, fmt.Errorf("open root %s: %w", root, err)
 	}
 	defer unix.Close(rootfd)
-	s := &scanner{ctx: ctx, root: root, rootfd: rootfd, sub: sub, arch: arch, opts: opts}
+	s := &scanner{ctx: ctx, root: root, rootfd: rootfd, sub: sub, arch: arch, opts: opts, open: make(chan struct{}, dirTokens())}
 	s.hashCh = make(chan hashJob, 256)
 	for i := 0; i < opts.Hashers; i++ {
 		go s.hashWorker()
@@ -326,8 +343,14 @@ func (s *scanner) scanDir(j dirJob) {
 	if s.ctx.Err() != nil {
 		return
 	}
+	select {
+	case s.open <- struct{}{}:
+	case <-s.ctx.Done():
+		return
+	}
 	fd, err := OpenDirAt(s.rootfd, j.path)
 	if err != nil {
+		<-s.open
 		if j.path == "" {
 			s.fatal(fmt.Errorf("open root %s: %w", s.root, err))
 			return
@@ -337,16 +360,20 @@ func (s *scanner) scanDir(j dirJob) {
 		s.problem(j.path, fmt.Errorf("cannot read directory: %w", err), false)
 		return
 	}
+	closeDir := func() {
+		unix.Close(fd)
+		<-s.open
+	}
 	names, err := readNames(fd)
 	if err != nil {
-		unix.Close(fd)
+		closeDir()
 		s.problem(j.path, fmt.Errorf("cannot list directory: %w", err), false)
 		return
 	}
 	var old []archive.Child
 	if s.arch != nil {
 		if old, err = s.arch.ChildList(s.ctx, j.path); err != nil {
-			unix.Close(fd)
+			closeDir()
 			s.fatal(err)
 			return
 		}
@@ -378,7 +405,7 @@ func (s *scanner) scanDir(j dirJob) {
 	// The directory fd must stay open until its files are hashed.
 	go func() {
 		pending.Wait()
-		unix.Close(fd)
+		closeDir()
 	}()
 }
 
