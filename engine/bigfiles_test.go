@@ -7,12 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/concord-sync/concord/archive/state"
 	"github.com/concord-sync/concord/engine"
+	"github.com/concord-sync/concord/internal/fdlimit"
 	"github.com/concord-sync/concord/remote"
 	"github.com/concord-sync/concord/remote/local"
 )
@@ -133,20 +133,8 @@ func TestInflightBytesBounded(t *testing.T) {
 // ulimit -n 256): the workers, each holding descriptors while it waits for
 // a flush, must not run out of them.
 func TestLowDescriptorLimit(t *testing.T) {
-	var old syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
-		t.Skipf("getrlimit: %v", err)
-	}
 	const limit = 256
-	if old.Cur < limit {
-		t.Skipf("the descriptor limit is already %d", old.Cur)
-	}
-	low := old
-	low.Cur = limit
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
-		t.Skipf("setrlimit: %v", err)
-	}
-	defer syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old)
+	fdlimit.Lower(t, limit)
 	p := newPair(t)
 	const n = 3000
 	for i := range n {

@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
 
 	"github.com/concord-sync/concord/archive/state"
+	"github.com/concord-sync/concord/internal/fdlimit"
 )
 
 // TestScanLowDescriptorLimit scans, under a low limit of open files, a tree
@@ -27,20 +27,8 @@ func TestScanLowDescriptorLimit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var old syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
-		t.Skipf("getrlimit: %v", err)
-	}
 	const limit = 96
-	if old.Cur < limit {
-		t.Skipf("the descriptor limit is already %d", old.Cur)
-	}
-	low := old
-	low.Cur = limit
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
-		t.Skipf("setrlimit: %v", err)
-	}
-	defer syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old)
+	fdlimit.Lower(t, limit)
 	res := mustScan(t, root, nil, Options{})
 	if len(res.Skipped) != 0 {
 		t.Fatalf("%d problems under a limit of %d descriptors, e.g. %s: %s", len(res.Skipped), limit, res.Skipped[0].Path, res.Skipped[0].Err)

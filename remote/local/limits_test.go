@@ -4,9 +4,9 @@ import (
 	"context"
 	"fmt"
 	"sync"
-	"syscall"
 	"testing"
 
+	"github.com/concord-sync/concord/internal/fdlimit"
 	"github.com/concord-sync/concord/remote"
 )
 
@@ -16,26 +16,14 @@ import (
 // holds descriptors (its directories and new files) until its flush; none
 // may fail for want of descriptors.
 func TestConcurrentBatchesLowDescriptorLimit(t *testing.T) {
-	var old syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
-		t.Skipf("getrlimit: %v", err)
-	}
 	const limit = 256
-	if old.Cur < limit {
-		t.Skipf("the descriptor limit is already %d", old.Cur)
-	}
 	dirs := map[string]string{}
 	const ndirs, batches, per = 64, 16, 64
 	for d := range ndirs {
 		dirs[fmt.Sprintf("d%02d/", d)] = ""
 	}
 	f := newFixture(t, dirs, remote.OpenRequest{})
-	low := old
-	low.Cur = limit
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
-		t.Skipf("setrlimit: %v", err)
-	}
-	defer syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old)
+	fdlimit.Lower(t, limit)
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	errs := make([][]error, batches)
