@@ -12,7 +12,7 @@ import (
 
 	"github.com/concord-sync/concord/archive/state"
 	"github.com/concord-sync/concord/engine"
-	"github.com/concord-sync/concord/internal/fdlimit"
+	"github.com/concord-sync/concord/internal/fdlimit/fdlimittest"
 	"github.com/concord-sync/concord/remote"
 	"github.com/concord-sync/concord/remote/local"
 )
@@ -134,7 +134,7 @@ func TestInflightBytesBounded(t *testing.T) {
 // a flush, must not run out of them.
 func TestLowDescriptorLimit(t *testing.T) {
 	const limit = 256
-	fdlimit.Lower(t, limit)
+	fdlimittest.Lower(t, limit)
 	p := newPair(t)
 	const n = 3000
 	for i := range n {

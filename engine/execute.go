@@ -6,19 +6,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"os"
 	"os/exec"
 	"sort"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"golang.org/x/sync/semaphore"
 
 	"github.com/concord-sync/concord/archive"
 	"github.com/concord-sync/concord/archive/state"
+	"github.com/concord-sync/concord/internal/fdlimit"
 	"github.com/concord-sync/concord/reconcile"
 	"github.com/concord-sync/concord/remote"
 	"github.com/concord-sync/concord/remote/delta"
@@ -45,11 +44,7 @@ const workers = 1024
 // archives, the link and the scans need some too. With 1,024 workers a
 // first sync under `ulimit -n 256` failed every file.
 func workerCount() int {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur >= math.MaxInt32 {
-		return workers
-	}
-	return int(min(max((int64(lim.Cur)-64)/4, 16), workers))
+	return int(min(max(fdlimit.Available()/4, 16), workers))
 }
 
 // bigFile is the size from which a file transfer takes one of maxBig

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/concord-sync/concord/archive/state"
-	"github.com/concord-sync/concord/internal/fdlimit"
+	"github.com/concord-sync/concord/internal/fdlimit/fdlimittest"
 )
 
 // TestScanLowDescriptorLimit scans, under a low limit of open files, a tree
@@ -28,7 +28,7 @@ func TestScanLowDescriptorLimit(t *testing.T) {
 		}
 	}
 	const limit = 96
-	fdlimit.Lower(t, limit)
+	fdlimittest.Lower(t, limit)
 	res := mustScan(t, root, nil, Options{})
 	if len(res.Skipped) != 0 {
 		t.Fatalf("%d problems under a limit of %d descriptors, e.g. %s: %s", len(res.Skipped), limit, res.Skipped[0].Path, res.Skipped[0].Err)

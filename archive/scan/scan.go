@@ -18,6 +18,7 @@ import (
 
 	"github.com/concord-sync/concord/archive"
 	"github.com/concord-sync/concord/archive/state"
+	"github.com/concord-sync/concord/internal/fdlimit"
 	"github.com/concord-sync/concord/remote"
 )
 
@@ -90,14 +91,10 @@ type scanner struct {
 // directory stays open until its files are hashed, and with a file to hash
 // in each of many directories those waiting for the hashers exhausted a
 // low limit of open files (ulimit -n 128 failed a first sync with "cannot
-// read directory"). Half of what the limit leaves after a reserve, as the
-// two sides of a local sync scan at once; at most 1,024.
+// read directory"). Half of what the limit leaves, as the two sides of a
+// local sync scan at once; at most 1,024.
 func dirTokens() int {
-	var lim unix.Rlimit
-	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil || lim.Cur >= 1<<20 {
-		return 1024
-	}
-	return int(min(max((int64(lim.Cur)-64)/2, 8), 1024))
+	return int(min(max(fdlimit.Available()/2, 8), 1024))
 }
 
 type hashJob struct {

@@ -1,34 +1,28 @@
-// Package fdlimit lowers the limit of open files for a test, so that code
-// which must live within a low limit (ulimit -n in a container or a cron
-// job) can be tested against one.
+// Package fdlimit tells how many files this process may have open, so that
+// the parts of concord that keep many open at once (the scan, the engine's
+// workers, an endpoint's reads and writes) stay within a low limit
+// (ulimit -n in a container or a cron job) instead of failing with "too
+// many open files".
 package fdlimit
 
 import (
-	"syscall"
-	"testing"
+	"math"
+
+	"golang.org/x/sys/unix"
 )
 
-// Lower sets the soft limit of open files of the test process to n until
-// the test ends. It skips the test when the limit cannot be read or set, or
-// is already below n. The limit applies to the whole process: tests that
-// call it must not run in parallel with others.
-func Lower(t testing.TB, n uint64) {
-	t.Helper()
-	var old syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
-		t.Skipf("getrlimit: %v", err)
+// Reserve is what the callers of Available leave for everything else a run
+// keeps open: the archives, the lock, the link, the runtime.
+const Reserve = 64
+
+// Available returns the soft limit of open files less Reserve (at least
+// zero), or math.MaxInt64 when there is no limit or it cannot be read. Go
+// raises the soft limit to the hard one at start-up, so this is what the
+// administrator's ulimit -Hn (or LimitNOFILE=) allows.
+func Available() int64 {
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil || lim.Cur == unix.RLIM_INFINITY || lim.Cur >= math.MaxInt64/2 {
+		return math.MaxInt64
 	}
-	if old.Cur < n {
-		t.Skipf("the limit of open files is already %d", old.Cur)
-	}
-	low := old
-	low.Cur = n
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
-		t.Skipf("setrlimit: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
-			t.Errorf("restore the limit of open files: %v", err)
-		}
-	})
+	return max(int64(lim.Cur)-Reserve, 0)
 }

@@ -2,11 +2,11 @@ package local
 
 import (
 	"context"
-	"math"
 	"sync"
 
 	"golang.org/x/sync/semaphore"
-	"golang.org/x/sys/unix"
+
+	"github.com/concord-sync/concord/internal/fdlimit"
 )
 
 // descriptorBudget bounds the file descriptors that an endpoint's reads and
@@ -14,25 +14,16 @@ import (
 // client with 1,024 files in flight, each write holding its directory and
 // new file until the flush) wait for one another instead of failing with
 // "too many open files" under a low limit (ulimit -n 256 in a container or
-// a cron job). It is the soft limit at the first call, less a reserve for
-// the archive, the connection and the scans.
+// a cron job). It is what the limit allows at the first call
+// (fdlimit.Available), at least 16.
 type descriptorBudget struct {
 	once sync.Once
 	sem  *semaphore.Weighted
 	size int64
 }
 
-const (
-	descriptorReserve = 64
-	minDescriptors    = 16
-)
-
 func (b *descriptorBudget) init() {
-	b.size = math.MaxInt32
-	var lim unix.Rlimit
-	if unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) == nil && lim.Cur < math.MaxInt32 {
-		b.size = max(int64(lim.Cur)-descriptorReserve, minDescriptors)
-	}
+	b.size = max(fdlimit.Available(), 16)
 	b.sem = semaphore.NewWeighted(b.size)
 }
 

@@ -6,7 +6,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/concord-sync/concord/internal/fdlimit"
+	"github.com/concord-sync/concord/internal/fdlimit/fdlimittest"
 	"github.com/concord-sync/concord/remote"
 )
 
@@ -23,7 +23,7 @@ func TestConcurrentBatchesLowDescriptorLimit(t *testing.T) {
 		dirs[fmt.Sprintf("d%02d/", d)] = ""
 	}
 	f := newFixture(t, dirs, remote.OpenRequest{})
-	fdlimit.Lower(t, limit)
+	fdlimittest.Lower(t, limit)
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	errs := make([][]error, batches)
