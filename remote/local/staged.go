@@ -8,6 +8,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/concord-sync/concord/internal/fdlimit"
 )
 
 // staged is a file written and flushed-to-be, waiting to be installed at
@@ -70,9 +72,9 @@ func (s staged) link(dirfd int, name string) error {
 var noAnonymous atomic.Bool
 
 // anonOpen counts the anonymous files open, each held until its flush;
-// beyond anonMax (a quarter of the descriptor limit, at most 4,096) files
-// take named temporary files, which are closed before their flush, so that
-// many files in flight never exhaust the descriptors.
+// beyond anonMax (a quarter of what the open-files limit allows, at most
+// 4,096) files take named temporary files, which are closed before their
+// flush, so that many files in flight never exhaust the descriptors.
 var (
 	anonOpen atomic.Int64
 	anonMax  int64 = 4096
@@ -82,10 +84,7 @@ func init() {
 	if _, err := os.Stat("/proc/self/fd"); err != nil {
 		noAnonymous.Store(true)
 	}
-	var lim unix.Rlimit
-	if unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) == nil {
-		anonMax = int64(min(lim.Cur/4, 4096))
-	}
+	anonMax = min(fdlimit.Available()/4, 4096)
 }
 
 // openAnonymous opens an anonymous file in dirfd, or returns -1 when named
