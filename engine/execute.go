@@ -158,7 +158,7 @@ func (s *Session) Execute(ctx context.Context, progress func(Progress)) (*Result
 		x.mem = semaphore.NewWeighted(inflightBytes)
 		// Many transfers in flight keep the link busy and let many small
 		// files share one flush to disk at the destination.
-		for i := 0; i < workerCount(); i++ {
+		for range workerCount() {
 			x.workers.Add(1)
 			go func() {
 				defer x.workers.Done()
