@@ -34,11 +34,11 @@ func (e *Endpoint) Apply(ctx context.Context, op remote.Op, content io.Reader) (
 		return nil, fmt.Errorf("apply %s: no new state given", state.Display(op.Path))
 	}
 	// The directory, the new file and, for a delta, the old one.
-	release, err := e.fds.hold(ctx, 3)
+	held, err := e.fds.hold(ctx, 3)
 	if err != nil {
 		return nil, err
 	}
-	defer release()
+	defer e.fds.release(held)
 	dirfd, err := e.parentDir(op)
 	if err != nil {
 		if op.Kind == remote.OpRemove && op.Expect == nil && errors.Is(err, remote.ErrChanged) {
@@ -198,11 +198,11 @@ func (e *Endpoint) PutBatch(ctx context.Context, ops []remote.Op, contents [][]b
 	for _, op := range ops {
 		parents[state.Parent(op.Path)] = true
 	}
-	release, err := e.fds.hold(ctx, len(parents)+len(ops))
+	held, err := e.fds.hold(ctx, len(parents)+len(ops))
 	if err != nil {
 		return nil, nil, err
 	}
-	defer release()
+	defer e.fds.release(held)
 	ents := make([]*state.Entry, len(ops))
 	errs := make([]error, len(ops))
 	dirs := map[string]int{}

@@ -17,11 +17,11 @@ func applyDelta(basis io.ReaderAt, encoded io.Reader, out io.Writer) error {
 // which must still match expect; the sender uses it to send only what
 // differs.
 func (e *Endpoint) Signature(ctx context.Context, p string, expect *state.Entry) (*delta.Sig, error) {
-	release, err := e.fds.hold(ctx, 1)
+	held, err := e.fds.hold(ctx, 1)
 	if err != nil {
 		return nil, err
 	}
-	defer release()
+	defer e.fds.release(held)
 	f, st, err := e.openChecked(p, expect)
 	if err != nil {
 		return nil, err

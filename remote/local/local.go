@@ -454,16 +454,16 @@ func (e *Endpoint) List(ctx context.Context, p string) ([]remote.PathEntry, erro
 // ReadFile opens the file at p, which must still match expect.
 // Its descriptor counts against the endpoint's budget until Close.
 func (e *Endpoint) ReadFile(ctx context.Context, p string, expect *state.Entry) (io.ReadCloser, error) {
-	release, err := e.fds.hold(ctx, 1)
+	held, err := e.fds.hold(ctx, 1)
 	if err != nil {
 		return nil, err
 	}
 	f, st, err := e.openChecked(p, expect)
 	if err != nil {
-		release()
+		e.fds.release(held)
 		return nil, err
 	}
-	return &checkedReader{f: f, path: p, before: *st, release: release}, nil
+	return &checkedReader{f: f, path: p, before: *st, fds: &e.fds, held: held}, nil
 }
 
 // openChecked opens the regular file at p for reading, without following a
@@ -502,12 +502,13 @@ func (e *Endpoint) openChecked(p string, expect *state.Entry) (scan.RawFile, *un
 // ctime then was not written meanwhile (one read(2) for a small file, not a
 // second one to see the end).
 type checkedReader struct {
-	f       scan.RawFile
-	path    string
-	before  unix.Stat_t
-	n       int64
-	err     error
-	release func() // gives the descriptor back to the budget
+	f      scan.RawFile
+	path   string
+	before unix.Stat_t
+	n      int64
+	err    error
+	fds    *descriptorBudget // the descriptor is given back on Close
+	held   int64
 }
 
 func (r *checkedReader) Read(b []byte) (int, error) {
@@ -544,7 +545,10 @@ func (r *checkedReader) Read(b []byte) (int, error) {
 
 func (r *checkedReader) Close() error {
 	err := r.f.Close()
-	r.release()
+	if r.held > 0 {
+		r.fds.release(r.held)
+		r.held = 0
+	}
 	return err
 }
 
