@@ -754,7 +754,8 @@ const inlineMax = 64 << 10
 // answers once.
 func (cl *Client) applyInline(ctx context.Context, op remote.Op, content io.Reader) (*state.Entry, error) {
 	// One byte more than the size shows a file that grew.
-	data := make([]byte, op.New.Size+1)
+	buf := getBuf(int(op.New.Size) + 1)
+	data := buf[:op.New.Size+1]
 	n := 0
 	if content != nil {
 		var err error
@@ -769,7 +770,13 @@ func (cl *Client) applyInline(ctx context.Context, op remote.Op, content io.Read
 	cl.putsOnce.Do(func() {
 		cl.puts = &remote.Gatherer{Send: cl.putBatch, MaxFiles: maxPutBatch, MaxBytes: maxPutBatchData, Linger: putLinger}
 	})
-	return cl.puts.Put(ctx, op, data[:n])
+	e, err := cl.puts.Put(ctx, op, data[:n])
+	if ctx.Err() == nil {
+		// Put returned with its batch's result, so the batch is sent and
+		// done with the contents. (Given up on, it may still be sending.)
+		putBuf(buf)
+	}
+	return e, err
 }
 
 // Put batches: how many small files, and how many bytes of them, one
@@ -788,13 +795,14 @@ func (cl *Client) putBatch(ops []remote.Op, contents [][]byte) ([]*state.Entry, 
 	for _, c := range contents {
 		size += len(c)
 	}
-	data := make([]byte, 0, size)
+	data := getBuf(size)
 	for i, op := range ops {
 		req.Ops[i] = wOp{Kind: uint8(op.Kind), Path: op.Path, Expect: toWire(op.Expect), New: toWire(op.New), Inline: true}
 		data = append(data, contents[i]...)
 	}
 	ctx := context.Background() // each caller gives up on its own
 	st, err := cl.startData(ctx, tPutBatch, req, data)
+	putBuf(data) // the frame holds a copy
 	if err != nil {
 		return nil, nil, err
 	}

@@ -76,6 +76,7 @@ func (c *conn) writeLoop() {
 			c.failWrite(err)
 			return false
 		}
+		putBuf(b) // written: the frame is no one's any more
 		return true
 	}
 	for {

@@ -182,10 +182,11 @@ func unmarshalBody(f *frame, v any) error {
 // encodeFrame returns f with its length prefix, compressed if compress is
 // set and that makes it shorter.
 func encodeFrame(f *frame, compress bool) ([]byte, error) {
-	var buf bytes.Buffer
-	buf.Grow(4 + len(f.Data) + len(f.Body) + 32)
+	// The buffer comes from getBuf: the connection's writer recycles it
+	// once written.
+	buf := bytes.NewBuffer(getBuf(4 + len(f.Data) + len(f.Body) + 32))
 	buf.Write([]byte{0, 0, 0, 0})
-	if err := encMode.NewEncoder(&buf).Encode(f); err != nil {
+	if err := encMode.NewEncoder(buf).Encode(f); err != nil {
 		return nil, fmt.Errorf("encode %s frame: %w", f.Type, err)
 	}
 	out := buf.Bytes()
