@@ -58,9 +58,9 @@ const (
 )
 
 // inflightBytes bounds the smaller files in flight by their total size (each
-// counted as at least 4 KiB): a file under bigFile is held whole in memory
-// on its way over a link, on both sides, and 1,024 workers with files of
-// 256 KiB would hold 256 MiB. Small files never reach it: 1,024 files of
+// counted as at least 4 KiB): a file under bigFile is held in memory on its
+// way over a link (whole, or a window of chunks), on both sides, and 1,024
+// workers with files of 256 KiB would hold 256 MiB. Small files never reach it: 1,024 files of
 // 4 KiB are 4 MiB. A variable so that tests can lower it.
 var inflightBytes int64 = 64 << 20
 

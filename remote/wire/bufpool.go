@@ -9,9 +9,11 @@ import "sync"
 // time allocating and collecting them (24 collections). They are recycled
 // here once nothing refers to them any more.
 //
-// Buffers come in a few sizes; one larger than the largest is allocated
-// and left to the collector.
-var bufClasses = [...]int{4 << 10, 64 << 10, ChunkSize + 64<<10}
+// Buffers come in a few sizes, each with room to spare (a file's contents
+// are read with one byte more than its size, to see one that grew: a file
+// of 4 KiB must not take the next class up); one larger than the largest
+// is allocated and left to the collector.
+var bufClasses = [...]int{8 << 10, inlineMax + 8<<10, ChunkSize + 64<<10}
 
 var bufPools [len(bufClasses)]sync.Pool
 

@@ -6,7 +6,7 @@ import "testing"
 // what was asked, from the smallest class that fits, and that putBuf keeps
 // only buffers of a class.
 func TestBufClasses(t *testing.T) {
-	for _, n := range []int{0, 1, 4 << 10, 4<<10 + 1, 64 << 10, ChunkSize, ChunkSize + 64<<10, ChunkSize + 64<<10 + 1} {
+	for _, n := range []int{0, 1, 4<<10 + 1, 8 << 10, 8<<10 + 1, inlineMax + 1, ChunkSize, ChunkSize + 64<<10, ChunkSize + 64<<10 + 1} {
 		b := getBuf(n)
 		if len(b) != 0 || cap(b) < n {
 			t.Errorf("getBuf(%d): len %d cap %d", n, len(b), cap(b))
