@@ -98,3 +98,49 @@ func ArchivePath(stateDir, own, peer string) string {
 func LockPath(archivePath string) string {
 	return strings.TrimSuffix(archivePath, ".db") + ".lock"
 }
+
+// PeerHint returns the replica id that the root named peerRoot (as the user
+// wrote it) led to the last time replica own synchronized with it, or ""
+// when none is remembered or the archive of that pairing is gone. It is a
+// guess, to be confirmed by the peer itself: the engine uses it to start
+// scanning this side while it is still connecting to the other.
+func PeerHint(stateDir, own, peerRoot string) string {
+	b, err := os.ReadFile(peerFile(stateDir, own, peerRoot))
+	if err != nil {
+		return ""
+	}
+	id, rest, _ := strings.Cut(string(b), "\n")
+	if len(id) != 32 || strings.TrimSuffix(rest, "\n") != peerRoot {
+		return ""
+	}
+	if _, err := os.Stat(ArchivePath(stateDir, own, id)); err != nil {
+		return ""
+	}
+	return id
+}
+
+// RememberPeer records that the root named peerRoot led to replica peer
+// when replica own synchronized with it (see PeerHint).
+func RememberPeer(stateDir, own, peerRoot, peer string) error {
+	file := peerFile(stateDir, own, peerRoot)
+	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+		return fmt.Errorf("create state directory %s: %w", filepath.Dir(file), err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(file), filepath.Base(file)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("remember peer %s: %w", peerRoot, err)
+	}
+	defer os.Remove(tmp.Name())
+	_, werr := tmp.WriteString(peer + "\n" + peerRoot + "\n")
+	if cerr := tmp.Close(); werr != nil || cerr != nil {
+		return fmt.Errorf("remember peer %s: %w", peerRoot, errors.Join(werr, cerr))
+	}
+	if err := os.Rename(tmp.Name(), file); err != nil {
+		return fmt.Errorf("remember peer %s: %w", peerRoot, err)
+	}
+	return nil
+}
+
+func peerFile(stateDir, own, peerRoot string) string {
+	return filepath.Join(stateDir, "peers", shortHash(own+"\n"+peerRoot))
+}

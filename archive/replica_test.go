@@ -154,3 +154,53 @@ func TestReplicaIDConcurrentCreation(t *testing.T) {
 		}
 	}
 }
+
+func TestPeerHint(t *testing.T) {
+	dir := t.TempDir()
+	own, peer := strings.Repeat("a", 32), strings.Repeat("b", 32)
+	const root = "ssh://host/srv/www"
+	if got := PeerHint(dir, own, root); got != "" {
+		t.Fatalf("nothing remembered: got %q", got)
+	}
+	if err := RememberPeer(dir, own, root, peer); err != nil {
+		t.Fatal(err)
+	}
+	// No archive of the pairing yet: a guess would make the engine open
+	// (and create) one for a pair that may not exist.
+	if got := PeerHint(dir, own, root); got != "" {
+		t.Fatalf("no archive of the pair: got %q", got)
+	}
+	if err := os.WriteFile(ArchivePath(dir, own, peer), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := PeerHint(dir, own, root); got != peer {
+		t.Fatalf("got %q, want %q", got, peer)
+	}
+	for _, tc := range []struct{ own, root string }{
+		{strings.Repeat("c", 32), root},  // another local replica
+		{own, "ssh://host/srv/www/"},     // another name
+		{own, "ssh://otherhost/srv/www"}, // another host
+	} {
+		if got := PeerHint(dir, tc.own, tc.root); got != "" {
+			t.Errorf("PeerHint(%q, %q) = %q, want nothing", tc.own, tc.root, got)
+		}
+	}
+	// A changed peer replaces the hint.
+	other := strings.Repeat("d", 32)
+	if err := RememberPeer(dir, own, root, other); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(ArchivePath(dir, own, other), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := PeerHint(dir, own, root); got != other {
+		t.Fatalf("after the peer changed: got %q, want %q", got, other)
+	}
+	// A damaged hint is no hint.
+	if err := os.WriteFile(peerFile(dir, own, root), []byte("garbage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := PeerHint(dir, own, root); got != "" {
+		t.Fatalf("damaged hint: got %q", got)
+	}
+}

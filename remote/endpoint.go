@@ -120,6 +120,13 @@ type ScanRequest struct {
 	// calls it only for those its peer reports, which are at least that
 	// large.
 	Hashing func(p string, old, cur *state.Entry)
+	// Proceed, if set, is called by a local endpoint once its scan has
+	// looked at everything and before it changes anything (the archive's
+	// stat data of unchanged files, temporary files left by runs that
+	// died); an error ends the scan with that error and nothing changed.
+	// The engine uses it to scan a local side while still connecting to
+	// the other, on a guess the connection must confirm first.
+	Proceed func(ctx context.Context) error
 }
 
 // HashingMin is the size (before and now) from which a scan over the wire

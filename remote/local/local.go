@@ -194,6 +194,25 @@ func (e *Endpoint) Open(ctx context.Context, req remote.OpenRequest) (remote.Ope
 	return reply, nil
 }
 
+// PeerHint returns the replica id that the root named peerRoot led to the
+// last time this replica synchronized with it, or "" (see
+// archive.PeerHint). Hello must have been called.
+func (e *Endpoint) PeerHint(peerRoot string) string {
+	if e.id == "" {
+		return ""
+	}
+	return archive.PeerHint(e.opts.StateDir, e.id, peerRoot)
+}
+
+// RememberPeer records that the root named peerRoot led to replica peer,
+// for PeerHint. Hello must have been called.
+func (e *Endpoint) RememberPeer(peerRoot, peer string) error {
+	if e.id == "" {
+		return fatalf("remember peer before hello")
+	}
+	return archive.RememberPeer(e.opts.StateDir, e.id, peerRoot, peer)
+}
+
 func (e *Endpoint) setBackup(dir string, max int) error {
 	e.backup, e.maxBack, e.backRel = "", max, ""
 	if dir == "" {
@@ -250,6 +269,11 @@ func (e *Endpoint) Scan(ctx context.Context, req remote.ScanRequest, progress fu
 	res, err := scan.Scan(ctx, e.root, "", e.archiveOrNil(), scan.Options{Ignore: e.ignore, Progress: progress, LazyNew: true, Hashing: req.Hashing})
 	if err != nil {
 		return remote.ScanReply{}, fatalf("scan %s: %v", e.root, err)
+	}
+	if req.Proceed != nil {
+		if err := req.Proceed(ctx); err != nil {
+			return remote.ScanReply{}, err
+		}
 	}
 	scanned := make(map[string]*state.Entry, len(res.Changes))
 	for _, c := range res.Changes {
