@@ -74,10 +74,12 @@ type prefetched struct {
 }
 
 // newPrefetcher returns a prefetcher for s, or nil when no signature can be
-// useful: a dry run transfers nothing, and between two local roots files
-// are copied whole.
+// useful: a dry run transfers nothing, and without a Dial both roots are
+// local, between which files are copied whole. It is made before
+// connecting (a scan may begin meanwhile, see speculation); where both
+// endpoints turn out local, it fetches nothing.
 func newPrefetcher(ctx context.Context, s *Session) *prefetcher {
-	if s.cfg.DryRun || (isLocal(s.ep[1]) && isLocal(s.ep[2])) {
+	if s.cfg.DryRun || s.cfg.Dial == nil {
 		return nil
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -100,14 +102,10 @@ func (p *prefetcher) scanDone(i int, ok bool) {
 // hashing is the scan callback of side i: old is the archived entry of a
 // file about to be hashed, cur its state now.
 func (p *prefetcher) hashing(i int, path string, old, cur *state.Entry) {
-	if p == nil || !p.s.agree || old.Kind != state.File || old.Size < prefetchMin || cur.Size < prefetchMin {
+	if p == nil || old.Kind != state.File || old.Size < prefetchMin || cur.Size < prefetchMin {
 		return
 	}
 	j := 3 - i
-	signer, ok := p.s.ep[j].(Signer)
-	if !ok {
-		return
-	}
 	key := prefetchKey{side: reconcile.Side(j), path: path}
 	p.mu.Lock()
 	if _, dup := p.sigs[key]; dup || p.held+sigBytes(old.Size) > prefetchBudget {
@@ -130,7 +128,11 @@ func (p *prefetcher) hashing(i int, path string, old, cur *state.Entry) {
 		case <-p.ctx.Done():
 			return
 		}
-		if !p.ok[j] || p.changedOn(j)[path] {
+		// The scan of side i may have begun while connecting (see
+		// speculation); once side j's scan has ended, the connection and
+		// the archives are settled.
+		signer, ok := p.s.ep[j].(Signer)
+		if !ok || !p.s.agree || (isLocal(p.s.ep[1]) && isLocal(p.s.ep[2])) || !p.ok[j] || p.changedOn(j)[path] {
 			return
 		}
 		select {

@@ -35,23 +35,30 @@ type Session struct {
 	forget []string
 	// prefetch fetches delta signatures during the scan (nil: never).
 	prefetch *prefetcher
+	// spec is the scan of a local side started while connecting to the
+	// other (nil: none, or abandoned).
+	spec *speculation
+	// progress receives scan events (nil: none); progressMu serializes it.
+	progress   func(ScanEvent)
+	progressMu sync.Mutex
 }
 
 // Prepare connects to both roots, opens their archives, scans both sides
 // concurrently and reconciles. scan, if set, receives progress events.
 // Errors that stop the run wrap remote.ErrFatal.
 func Prepare(ctx context.Context, cfg Config, scan func(ScanEvent)) (*Session, error) {
-	s := &Session{cfg: cfg}
+	s := &Session{cfg: cfg, progress: scan}
 	ok := false
 	defer func() {
 		if !ok {
 			s.Close()
 		}
 	}()
+	s.prefetch = newPrefetcher(ctx, s)
 	if err := s.connect(ctx); err != nil {
 		return nil, err
 	}
-	if err := s.scanBoth(ctx, scan); err != nil {
+	if err := s.scanBoth(ctx); err != nil {
 		return nil, err
 	}
 	paths, err := s.inputs(ctx)
@@ -80,6 +87,7 @@ func (s *Session) ScanReplies() (remote.ScanReply, remote.ScanReply) { return s.
 
 // Close closes both endpoints, releasing their locks.
 func (s *Session) Close() error {
+	s.abandon(errAbandoned)
 	s.prefetch.stop()
 	var errs []error
 	for i := 1; i <= 2; i++ {
@@ -114,9 +122,8 @@ func both(f func(side int) error) error {
 }
 
 func (s *Session) connect(ctx context.Context) error {
-	roots := [3]string{"", s.cfg.Root1, s.cfg.Root2}
 	err := both(func(i int) error {
-		ep, err := s.dial(ctx, roots[i])
+		ep, err := s.dial(ctx, s.root(i))
 		if err != nil {
 			return err
 		}
@@ -126,11 +133,53 @@ func (s *Session) connect(ctx context.Context) error {
 			return err
 		}
 		s.info[i] = info
+		s.speculate(ctx, i)
 		return nil
 	})
+	if err == nil {
+		err = s.checkRoots()
+	}
 	if err != nil {
+		s.abandon(err)
 		return asFatal(err)
 	}
+	if sp := s.spec; sp != nil && sp.peer != s.info[3-sp.side].ReplicaID {
+		// The remote root leads to another replica than last time: the
+		// scan compared with the wrong archive. Start that side over.
+		s.abandon(errAbandoned)
+		if err := s.restart(ctx, sp.side); err != nil {
+			return asFatal(err)
+		}
+	}
+	// Open one side after the other: each takes its lock.
+	for i := 1; i <= 2; i++ {
+		if sp := s.spec; sp != nil && sp.side == i {
+			<-sp.opened
+			if sp.openErr != nil {
+				err := sp.openErr
+				s.abandon(err)
+				return asFatal(err)
+			}
+			s.open[i] = sp.open
+			continue
+		}
+		reply, err := s.ep[i].Open(ctx, s.openRequest(i, s.info[3-i].ReplicaID))
+		if err != nil {
+			s.abandon(err)
+			return asFatal(err)
+		}
+		s.open[i] = reply
+	}
+	s.agree = s.open[1].Digest == s.open[2].Digest && s.open[1].PairID == s.open[2].PairID
+	if sp := s.spec; sp != nil {
+		sp.decide(nil)
+	}
+	s.rememberPeers()
+	return nil
+}
+
+// checkRoots refuses two roots that are one directory or nested.
+func (s *Session) checkRoots() error {
 	if s.info[1].ReplicaID == s.info[2].ReplicaID {
 		return Fatal("%s and %s are the same directory: nothing to synchronize", s.cfg.Root1, s.cfg.Root2)
 	}
@@ -139,24 +188,71 @@ func (s *Session) connect(ctx context.Context) error {
 			return Fatal("one root lies inside the other (%s, %s): choose two separate directories", s.info[1].Root, s.info[2].Root)
 		}
 	}
-	// Open one side after the other: each takes its lock.
-	for i := 1; i <= 2; i++ {
-		peer := 3 - i
-		reply, err := s.ep[i].Open(ctx, remote.OpenRequest{
-			PeerID:     s.info[peer].ReplicaID,
-			PeerRoot:   roots[peer],
-			Ignore:     s.cfg.Ignore,
-			DryRun:     s.cfg.DryRun,
-			BackupDir:  s.cfg.BackupDir,
-			MaxBackups: s.cfg.MaxBackups,
-		})
-		if err != nil {
-			return asFatal(err)
-		}
-		s.open[i] = reply
-	}
-	s.agree = s.open[1].Digest == s.open[2].Digest && s.open[1].PairID == s.open[2].PairID
 	return nil
+}
+
+// restart replaces side i's endpoint, after an abandoned speculation, by a
+// fresh one that has answered Hello and opened nothing.
+func (s *Session) restart(ctx context.Context, i int) error {
+	err := s.ep[i].Close()
+	s.ep[i] = nil
+	if err != nil {
+		return err
+	}
+	// The abandoned scan may have asked for signatures against the
+	// wrong archive's entries: drop them with the prefetcher.
+	s.prefetch.stop()
+	s.prefetch = newPrefetcher(ctx, s)
+	ep, err := s.dial(ctx, s.root(i))
+	if err != nil {
+		return err
+	}
+	s.ep[i] = ep
+	info, err := ep.Hello(ctx)
+	if err != nil {
+		return err
+	}
+	s.info[i] = info
+	return nil
+}
+
+// rememberPeers records, for each local side whose other root is remote,
+// which replica that root led to, so that the next run may scan while it
+// connects. It is only an optimization: failing to record is not an error.
+func (s *Session) rememberPeers() {
+	if s.cfg.DryRun || s.cfg.Dial == nil {
+		return
+	}
+	for i := 1; i <= 2; i++ {
+		ep, ok := s.ep[i].(*local.Endpoint)
+		if !ok || !isRemoteRoot(s.root(3-i)) {
+			continue
+		}
+		if peer := s.info[3-i].ReplicaID; ep.PeerHint(s.root(3-i)) != peer {
+			ep.RememberPeer(s.root(3-i), peer)
+		}
+	}
+}
+
+// root returns root i as the user wrote it.
+func (s *Session) root(i int) string {
+	if i == 1 {
+		return s.cfg.Root1
+	}
+	return s.cfg.Root2
+}
+
+// openRequest returns the request that opens side i's archive for its
+// pairing with replica peer.
+func (s *Session) openRequest(i int, peer string) remote.OpenRequest {
+	return remote.OpenRequest{
+		PeerID:     peer,
+		PeerRoot:   s.root(3 - i),
+		Ignore:     s.cfg.Ignore,
+		DryRun:     s.cfg.DryRun,
+		BackupDir:  s.cfg.BackupDir,
+		MaxBackups: s.cfg.MaxBackups,
+	}
 }
 
 // asFatal marks connection and setup errors as fatal.
@@ -167,30 +263,49 @@ func asFatal(err error) error {
 	return fmt.Errorf("%w: %w", remote.ErrFatal, err)
 }
 
-func (s *Session) scanBoth(ctx context.Context, progress func(ScanEvent)) error {
-	var mu sync.Mutex
-	s.prefetch = newPrefetcher(ctx, s)
+// scanRequest returns the scan request of side i.
+func (s *Session) scanRequest(i int) remote.ScanRequest { return s.prefetch.scanRequest(i) }
+
+// scanProgress returns side i's scan progress callback (nil when nobody
+// listens).
+func (s *Session) scanProgress(i int) func(remote.ScanProgress) {
+	if s.progress == nil {
+		return nil
+	}
+	return func(p remote.ScanProgress) {
+		s.progressMu.Lock()
+		defer s.progressMu.Unlock()
+		s.progress(ScanEvent{Side: reconcile.Side(i), ScanProgress: p})
+	}
+}
+
+func (s *Session) scanBoth(ctx context.Context) error {
 	err := both(func(i int) error {
-		var cb func(remote.ScanProgress)
-		if progress != nil {
-			cb = func(p remote.ScanProgress) {
-				mu.Lock()
-				defer mu.Unlock()
-				progress(ScanEvent{Side: reconcile.Side(i), ScanProgress: p})
+		var reply remote.ScanReply
+		var err error
+		if sp := s.spec; sp != nil && sp.side == i {
+			select {
+			case <-sp.done:
+			case <-ctx.Done():
+				// The speculation's context derives from ctx: its
+				// scan is ending too.
+				<-sp.done
 			}
+			reply, err = sp.reply, sp.err
+		} else {
+			reply, err = s.ep[i].Scan(ctx, s.scanRequest(i), s.scanProgress(i))
 		}
-		reply, err := s.ep[i].Scan(ctx, s.prefetch.scanRequest(i), cb)
 		if err != nil {
 			s.prefetch.scanDone(i, false)
 			return err
 		}
 		s.scan[i] = reply
 		s.prefetch.scanDone(i, true)
-		if cb != nil {
-			mu.Lock()
-			progress(ScanEvent{Side: reconcile.Side(i), ScanProgress: remote.ScanProgress{
+		if s.progress != nil {
+			s.progressMu.Lock()
+			s.progress(ScanEvent{Side: reconcile.Side(i), ScanProgress: remote.ScanProgress{
 				Entries: reply.Entries, Hashed: reply.Hashed, HashedBytes: reply.HashedBytes}, Done: true})
-			mu.Unlock()
+			s.progressMu.Unlock()
 		}
 		return nil
 	})
@@ -200,12 +315,11 @@ func (s *Session) scanBoth(ctx context.Context, progress func(ScanEvent)) error 
 	// Guard: a root that is empty while its archive knows entries is most
 	// likely an unmounted disk; going on would delete everything on the
 	// other side.
-	roots := [3]string{"", s.cfg.Root1, s.cfg.Root2}
 	for i := 1; i <= 2; i++ {
 		if s.scan[i].Entries == 0 && s.open[i].Entries > 0 {
 			return Fatal("root %s is empty, but the last sync recorded %d entries there: if its disk is not mounted, mount it and run again; "+
 				"if you really emptied it, delete the same files on the other side too, or move the archive %s aside to start afresh (a first sync never deletes)",
-				roots[i], s.open[i].Entries, s.open[i].Path)
+				s.root(i), s.open[i].Entries, s.open[i].Path)
 		}
 	}
 	return nil
