@@ -123,16 +123,9 @@ func both(f func(side int) error) error {
 
 func (s *Session) connect(ctx context.Context) error {
 	err := both(func(i int) error {
-		ep, err := s.dial(ctx, s.root(i))
-		if err != nil {
+		if err := s.hello(ctx, i); err != nil {
 			return err
 		}
-		s.ep[i] = ep
-		info, err := ep.Hello(ctx)
-		if err != nil {
-			return err
-		}
-		s.info[i] = info
 		s.speculate(ctx, i)
 		return nil
 	})
@@ -203,6 +196,11 @@ func (s *Session) restart(ctx context.Context, i int) error {
 	// wrong archive's entries: drop them with the prefetcher.
 	s.prefetch.stop()
 	s.prefetch = newPrefetcher(ctx, s)
+	return s.hello(ctx, i)
+}
+
+// hello dials side i and asks it who it is.
+func (s *Session) hello(ctx context.Context, i int) error {
 	ep, err := s.dial(ctx, s.root(i))
 	if err != nil {
 		return err

@@ -55,6 +55,20 @@ func scanWatch(want int64) (func(engine.ScanEvent), chan struct{}) {
 	}, scanned
 }
 
+// afterScan returns a dial for farConfig that answers (dir, err) only once
+// scanned is closed, or fails the test after 10 s: the engine must scan
+// side 1 while side 2 is still connecting.
+func afterScan(t *testing.T, scanned chan struct{}, dir string, err error) func(context.Context) (string, error) {
+	return func(context.Context) (string, error) {
+		select {
+		case <-scanned:
+		case <-time.After(10 * time.Second):
+			t.Error("side 1 was not scanned while side 2 was connecting")
+		}
+		return dir, err
+	}
+}
+
 // syncWith runs a whole sync with a progress callback.
 func (p *pair) syncWith(cfg engine.Config, progress func(engine.ScanEvent)) (*engine.Result, error) {
 	p.t.Helper()
@@ -136,14 +150,7 @@ func TestScanWhileConnecting(t *testing.T) {
 	p.write(2, "new2.txt", "new on two")
 	p.touch("f2.txt")
 	progress, scanned := scanWatch(int64(len(p.tree(1))))
-	cfg := p.farConfig(func(ctx context.Context) (string, error) {
-		select {
-		case <-scanned:
-		case <-time.After(10 * time.Second):
-			t.Error("side 1 was not scanned while side 2 was connecting")
-		}
-		return p.root[2], nil
-	})
+	cfg := p.farConfig(afterScan(t, scanned, p.root[2], nil))
 	res, err := p.syncWith(cfg, progress)
 	if err != nil {
 		t.Fatal(err)
@@ -180,14 +187,7 @@ func TestScanWhileConnectingWrongGuess(t *testing.T) {
 		t.Fatal(err)
 	}
 	progress, scanned := scanWatch(int64(len(p.tree(1))))
-	cfg := p.farConfig(func(ctx context.Context) (string, error) {
-		select {
-		case <-scanned:
-		case <-time.After(10 * time.Second):
-			t.Error("side 1 was not scanned while side 2 was connecting")
-		}
-		return other, nil
-	})
+	cfg := p.farConfig(afterScan(t, scanned, other, nil))
 	res, err := p.syncWith(cfg, progress)
 	if err != nil {
 		t.Fatal(err)
@@ -210,14 +210,7 @@ func TestScanWhileConnectingWrongGuess(t *testing.T) {
 	// The hint follows the new replica: the next run speculates on it.
 	p.write(1, "again.txt", "again")
 	progress, scanned = scanWatch(int64(len(p.tree(1))))
-	cfg = p.farConfig(func(ctx context.Context) (string, error) {
-		select {
-		case <-scanned:
-		case <-time.After(10 * time.Second):
-			t.Error("side 1 was not scanned while connecting to the new replica")
-		}
-		return other, nil
-	})
+	cfg = p.farConfig(afterScan(t, scanned, other, nil))
 	if _, err := p.syncWith(cfg, progress); err != nil {
 		t.Fatal(err)
 	}
@@ -240,14 +233,7 @@ func TestScanWhileConnectingFails(t *testing.T) {
 	p.touch("f2.txt")
 	unreachable := errors.New("cannot connect to replica.invalid: connection refused")
 	progress, scanned := scanWatch(int64(len(p.tree(1))))
-	cfg := p.farConfig(func(ctx context.Context) (string, error) {
-		select {
-		case <-scanned:
-		case <-time.After(10 * time.Second):
-			t.Error("side 1 was not scanned while side 2 was connecting")
-		}
-		return "", engine.Fatal("%v", unreachable)
-	})
+	cfg := p.farConfig(afterScan(t, scanned, "", engine.Fatal("%v", unreachable)))
 	_, err := p.syncWith(cfg, progress)
 	if err == nil || !strings.Contains(err.Error(), unreachable.Error()) || !engine.IsFatal(err) {
 		t.Fatalf("got %v, want the connection's error", err)
