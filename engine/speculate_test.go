@@ -69,6 +69,19 @@ func afterScan(t *testing.T, scanned chan struct{}, dir string, err error) func(
 	}
 }
 
+// syncedFar returns a pair whose side 2 is named farName, synchronized
+// once (which leaves the hint), and the configuration that did it.
+func syncedFar(t *testing.T) (*pair, engine.Config) {
+	t.Helper()
+	p := newPair(t)
+	populate(p)
+	first := p.farConfig(func(context.Context) (string, error) { return p.root[2], nil })
+	if _, err := p.syncWith(first, nil); err != nil {
+		t.Fatal(err)
+	}
+	return p, first
+}
+
 // syncWith runs a whole sync with a progress callback.
 func (p *pair) syncWith(cfg engine.Config, progress func(engine.ScanEvent)) (*engine.Result, error) {
 	p.t.Helper()
@@ -138,12 +151,7 @@ func (p *pair) ctime(rel string) int64 {
 // TestScanWhileConnecting: once a pairing with a remote root has been
 // synchronized, the next run scans the local side while it connects.
 func TestScanWhileConnecting(t *testing.T) {
-	p := newPair(t)
-	populate(p)
-	first := p.farConfig(func(context.Context) (string, error) { return p.root[2], nil })
-	if _, err := p.syncWith(first, nil); err != nil {
-		t.Fatal(err)
-	}
+	p, _ := syncedFar(t)
 	sameTrees(t, p)
 
 	p.write(1, "f1.txt", "one, edited")
@@ -170,12 +178,7 @@ func TestScanWhileConnecting(t *testing.T) {
 // replica than last time, the scan begun meanwhile is thrown away unused,
 // having changed nothing, and the run is the first sync of the new pair.
 func TestScanWhileConnectingWrongGuess(t *testing.T) {
-	p := newPair(t)
-	populate(p)
-	first := p.farConfig(func(context.Context) (string, error) { return p.root[2], nil })
-	if _, err := p.syncWith(first, nil); err != nil {
-		t.Fatal(err)
-	}
+	p, _ := syncedFar(t)
 	before := p.archivedCTime(p.root[2], "f2.txt")
 	p.touch("f2.txt")
 
@@ -223,12 +226,7 @@ func TestScanWhileConnectingWrongGuess(t *testing.T) {
 // side was scanned ends the run with the connection's error; the scan
 // changed nothing and left no lock behind.
 func TestScanWhileConnectingFails(t *testing.T) {
-	p := newPair(t)
-	populate(p)
-	first := p.farConfig(func(context.Context) (string, error) { return p.root[2], nil })
-	if _, err := p.syncWith(first, nil); err != nil {
-		t.Fatal(err)
-	}
+	p, first := syncedFar(t)
 	before := p.archivedCTime(p.root[2], "f2.txt")
 	p.touch("f2.txt")
 	unreachable := errors.New("cannot connect to replica.invalid: connection refused")
