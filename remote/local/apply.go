@@ -9,7 +9,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 
 	"github.com/zeebo/blake3"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/concord-sync/concord/archive/scan"
 	"github.com/concord-sync/concord/archive/state"
+	"github.com/concord-sync/concord/internal/bufpool"
 	"github.com/concord-sync/concord/remote"
 )
 
@@ -494,12 +494,12 @@ func copyHashed(f io.Writer, h io.Writer, content io.Reader, size int64) (int64,
 	defer putCopyBuf(buf)
 	var n int64
 	for {
-		k, rerr := content.Read(*buf)
+		k, rerr := content.Read(buf)
 		if k > 0 {
-			if _, err := f.Write((*buf)[:k]); err != nil {
+			if _, err := f.Write(buf[:k]); err != nil {
 				return n, fmt.Errorf("%w: %w", errWrite, err)
 			}
-			h.Write((*buf)[:k])
+			h.Write(buf[:k])
 			n += int64(k)
 		}
 		if rerr == io.EOF {
@@ -574,45 +574,23 @@ func (e *Endpoint) replaceWith(ctx context.Context, dirfd int, p string, expect 
 // less on a slow machine held 55 MiB of them (live heap 190 MiB, RSS 415
 // MiB); with every write delayed 5 ms, a live heap of 127 MiB and 283 MiB
 // of RSS, against 31 and 142 MiB with buffers of 8 KiB for such files.
-const (
-	copyBufMin     = 4 << 10
-	copyBufClasses = 7 // up to copyBufMin << 6 = 256 KiB
-)
+const copyBufMax = 256 << 10
 
-var copyBufs [copyBufClasses]sync.Pool
+var copyBufs = bufpool.New(4<<10, 8<<10, 16<<10, 32<<10, 64<<10, 128<<10, copyBufMax)
 
-// copyBufClass returns the class of the buffer for contents of size bytes
-// (negative: unknown, the largest).
-func copyBufClass(size int64) int {
-	if size < 0 {
-		return copyBufClasses - 1
+// getCopyBuf returns a buffer for copying contents of size bytes (negative:
+// unknown), its whole capacity usable.
+func getCopyBuf(size int64) []byte {
+	n := copyBufMax
+	if size >= 0 && size < copyBufMax {
+		n = int(size) + 1
 	}
-	c := 0
-	for c < copyBufClasses-1 && int64(copyBufMin)<<c < size+1 {
-		c++
-	}
-	return c
-}
-
-// getCopyBuf returns a buffer for copying contents of size bytes.
-func getCopyBuf(size int64) *[]byte {
-	c := copyBufClass(size)
-	if b, ok := copyBufs[c].Get().(*[]byte); ok {
-		return b
-	}
-	b := make([]byte, copyBufMin<<c)
-	return &b
+	b := copyBufs.Get(n)
+	return b[:cap(b)]
 }
 
 // putCopyBuf recycles a buffer from getCopyBuf.
-func putCopyBuf(b *[]byte) {
-	for c := range copyBufClasses {
-		if len(*b) == copyBufMin<<c {
-			copyBufs[c].Put(b)
-			return
-		}
-	}
-}
+func putCopyBuf(b []byte) { copyBufs.Put(b) }
 
 type countWriter struct {
 	w io.Writer

@@ -18,14 +18,14 @@ func TestCopyBufClass(t *testing.T) {
 		{-1, 256 << 10}, // size unknown
 	} {
 		b := getCopyBuf(tc.size)
-		if len(*b) != tc.want {
-			t.Errorf("size %d: a buffer of %d bytes, want %d", tc.size, len(*b), tc.want)
+		if len(b) != tc.want {
+			t.Errorf("size %d: a buffer of %d bytes, want %d", tc.size, len(b), tc.want)
 		}
 		putCopyBuf(b)
 		// Recycled into its own class: the next buffer of that size
 		// has the same length.
-		if b2 := getCopyBuf(tc.size); len(*b2) != tc.want {
-			t.Errorf("size %d after recycling: %d bytes, want %d", tc.size, len(*b2), tc.want)
+		if b2 := getCopyBuf(tc.size); len(b2) != tc.want {
+			t.Errorf("size %d after recycling: %d bytes, want %d", tc.size, len(b2), tc.want)
 		}
 	}
 }

@@ -1,6 +1,6 @@
 package wire
 
-import "sync"
+import "github.com/concord-sync/concord/internal/bufpool"
 
 // Byte buffers for what a first sync of many small files moves on the
 // client: each file's contents, the put-batch data that concatenates them,
@@ -15,29 +15,11 @@ import "sync"
 // is allocated and left to the collector.
 var bufClasses = [...]int{8 << 10, inlineMax + 8<<10, ChunkSize + 64<<10}
 
-var bufPools [len(bufClasses)]sync.Pool
+var bufs = bufpool.New(bufClasses[:]...)
 
 // getBuf returns an empty buffer with room for n bytes.
-func getBuf(n int) []byte {
-	for i, size := range bufClasses {
-		if n <= size {
-			if b, ok := bufPools[i].Get().(*[]byte); ok {
-				return (*b)[:0]
-			}
-			return make([]byte, 0, size)
-		}
-	}
-	return make([]byte, 0, n)
-}
+func getBuf(n int) []byte { return bufs.Get(n) }
 
 // putBuf recycles b, which its caller no longer uses and nothing else
 // refers to. Buffers not from getBuf's classes are left to the collector.
-func putBuf(b []byte) {
-	for i, size := range bufClasses {
-		if cap(b) == size {
-			b = b[:0]
-			bufPools[i].Put(&b)
-			return
-		}
-	}
-}
+func putBuf(b []byte) { bufs.Put(b) }
