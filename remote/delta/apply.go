@@ -43,6 +43,7 @@ type Patcher struct {
 	out     io.Writer
 	buf     []byte
 	written int64
+	resign  *Resigner
 }
 
 // NewPatcher returns a Patcher writing to out the file rebuilt from basis,
@@ -52,6 +53,28 @@ func NewPatcher(basis io.ReaderAt, h Header, out io.Writer) (*Patcher, error) {
 		return nil, err
 	}
 	return &Patcher{basis: basis, h: h, blocks: numBlocks(h.BasisSize, h.BlockSize), out: out}, nil
+}
+
+// Resign makes the patcher feed r (made for this patcher's basis signature)
+// as it writes, so that r.Sig gives the new file's signature at the end.
+// A Resigner of another block size is ignored.
+func (p *Patcher) Resign(r *Resigner) {
+	if r != nil && r.bs == p.h.BlockSize && p.written == 0 {
+		p.resign = r
+	}
+}
+
+// emit writes b, the next bytes of the new file, and hands them to the
+// Resigner unless it took them as blocks in place.
+func (p *Patcher) emit(b []byte, inPlace bool) error {
+	if _, err := p.out.Write(b); err != nil {
+		return fmt.Errorf("delta: write: %w", err)
+	}
+	if p.resign != nil && !inPlace {
+		p.resign.Write(b)
+	}
+	p.written += int64(len(b))
+	return nil
 }
 
 // Written returns how many bytes the patcher has written so far.
@@ -66,11 +89,7 @@ func (p *Patcher) Apply(in Instr) error {
 		if len(in.Data) == 0 || len(in.Data) > MaxLiteral {
 			return fmt.Errorf("%w: literal of %d bytes (allowed 1 to %d)", ErrCorrupt, len(in.Data), MaxLiteral)
 		}
-		if _, err := p.out.Write(in.Data); err != nil {
-			return fmt.Errorf("delta: write: %w", err)
-		}
-		p.written += int64(len(in.Data))
-		return nil
+		return p.emit(in.Data, false)
 	case Copy:
 		if in.Block < 0 || in.Count <= 0 || in.Block >= p.blocks || in.Count > p.blocks-in.Block {
 			return fmt.Errorf("%w: copy of blocks [%d, +%d) from a basis of %d blocks", ErrCorrupt, in.Block, in.Count, p.blocks)
@@ -84,6 +103,15 @@ func (p *Patcher) Apply(in Instr) error {
 		if want := min(max(copyChunk, bs), end-off); int64(len(p.buf)) < want {
 			p.buf = make([]byte, want)
 		}
+		// Whole blocks written where they were in the basis keep their
+		// signature entries (see Resigner); up to inPlace.
+		inPlace := off
+		if p.resign != nil && off == p.written && p.resign.at(off) {
+			inPlace = min(end, p.h.BasisSize/bs*bs)
+			if inPlace > off {
+				p.resign.inPlace(in.Block, (inPlace-off)/bs)
+			}
+		}
 		for off < end {
 			chunk := p.buf[:min(int64(len(p.buf)), end-off)]
 			n, err := p.basis.ReadAt(chunk, off)
@@ -93,11 +121,19 @@ func (p *Patcher) Apply(in Instr) error {
 				}
 				return fmt.Errorf("delta: read basis at %d: %w", off, err)
 			}
-			if _, err := p.out.Write(chunk); err != nil {
-				return fmt.Errorf("delta: write: %w", err)
+			if k := max(min(inPlace-off, int64(len(chunk))), 0); k > 0 {
+				if err := p.emit(chunk[:k], true); err != nil {
+					return err
+				}
+				chunk = chunk[k:]
+				off += k
 			}
-			off += int64(len(chunk))
-			p.written += int64(len(chunk))
+			if len(chunk) > 0 {
+				if err := p.emit(chunk, false); err != nil {
+					return err
+				}
+				off += int64(len(chunk))
+			}
 		}
 		return nil
 	}
@@ -129,6 +165,12 @@ func Apply(basis io.ReaderAt, h Header, instrs iter.Seq2[Instr, error], out io.W
 // calls it for an OpPut with Delta set, basis being the file now at the
 // path; the caller still checks the BLAKE3 of the result before installing.
 func ApplyStream(basis io.ReaderAt, encoded io.Reader, out io.Writer) error {
+	return ApplyStreamResign(basis, encoded, out, nil)
+}
+
+// ApplyStreamResign is ApplyStream feeding r, if not nil, as the file is
+// rebuilt (see Patcher.Resign).
+func ApplyStreamResign(basis io.ReaderAt, encoded io.Reader, out io.Writer, r *Resigner) error {
 	d, err := DecodeInstrs(encoded)
 	if err != nil {
 		return err
@@ -137,6 +179,7 @@ func ApplyStream(basis io.ReaderAt, encoded io.Reader, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	p.Resign(r)
 	for {
 		in, err := d.Next()
 		if err == io.EOF {

@@ -1,0 +1,90 @@
+package delta
+
+import "fmt"
+
+// Resigner builds the signature of the file a Patcher rebuilds, so that the
+// next delta against that file needs no pass over it. Blocks the delta
+// copies whole to where they were in the basis keep the basis signature's
+// entries (same bytes at the same place); only the blocks that literals or
+// moved copies touch are hashed, from the bytes as they are written. For a
+// 1 GiB file with a few edits that is a few blocks instead of the 1 GiB a
+// fresh Signature reads and hashes.
+//
+// The result is exactly what Signature would compute of the new file
+// (TestResigner checks it against Signature for inserts, deletions, edits,
+// growth and truncation).
+type Resigner struct {
+	basis *Sig
+	bs    int
+	size  int64 // the size the new file must have
+	seen  int64 // bytes of the new file accounted for so far
+	out   []Block
+	cur   []byte // the bytes so far of a block being hashed
+	kept  int64  // blocks taken over from the basis (for tests)
+}
+
+// NewResigner returns a Resigner for a new file of size bytes rebuilt
+// against a basis whose signature is basis, or nil when the new file's
+// signature would use another block size (its size moved BlockSize): then
+// there is nothing to reuse.
+func NewResigner(basis *Sig, size int64) *Resigner {
+	if basis == nil || size < 0 || BlockSize(size) != basis.BlockSize {
+		return nil
+	}
+	return &Resigner{basis: basis, bs: basis.BlockSize, size: size, out: make([]Block, 0, numBlocks(size, basis.BlockSize))}
+}
+
+// inPlace records that the next bytes of the new file are count whole blocks
+// of the basis, from block first, written at the offset they have in the
+// basis. The Resigner must be at that offset.
+func (r *Resigner) inPlace(first, count int64) {
+	r.out = append(r.out, r.basis.Blocks[first:first+count]...)
+	r.seen += count * int64(r.bs)
+	r.kept += count
+}
+
+// at reports whether the Resigner stands at a block boundary at offset off
+// of the new file, where inPlace may be used.
+func (r *Resigner) at(off int64) bool { return r.seen == off && len(r.cur) == 0 }
+
+// Write takes the next bytes of the new file that inPlace does not cover.
+func (r *Resigner) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		if len(r.cur) == 0 && len(p) >= r.bs {
+			// A whole block at once: no copy into cur.
+			r.out = append(r.out, Block{Weak: Weak(p[:r.bs]), Strong: strong(p[:r.bs])})
+			p = p[r.bs:]
+			r.seen += int64(r.bs)
+			continue
+		}
+		if r.cur == nil {
+			r.cur = make([]byte, 0, r.bs)
+		}
+		k := min(r.bs-len(r.cur), len(p))
+		r.cur = append(r.cur, p[:k]...)
+		p = p[k:]
+		r.seen += int64(k)
+		if len(r.cur) == r.bs {
+			r.out = append(r.out, Block{Weak: Weak(r.cur), Strong: strong(r.cur)})
+			r.cur = r.cur[:0]
+		}
+	}
+	return n, nil
+}
+
+// Sig returns the new file's signature once all of it went through the
+// Resigner; an error if it saw another number of bytes than the size.
+func (r *Resigner) Sig() (*Sig, error) {
+	if r.seen != r.size {
+		return nil, fmt.Errorf("delta: resign: saw %d bytes of a file of %d", r.seen, r.size)
+	}
+	if len(r.cur) > 0 {
+		r.out = append(r.out, Block{Weak: Weak(r.cur), Strong: strong(r.cur)})
+		r.cur = r.cur[:0]
+	}
+	if int64(len(r.out)) != numBlocks(r.size, r.bs) {
+		return nil, fmt.Errorf("delta: resign: %d blocks for a file of %d bytes", len(r.out), r.size)
+	}
+	return &Sig{BlockSize: r.bs, Size: r.size, Blocks: r.out}, nil
+}

@@ -1,0 +1,102 @@
+package delta
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"testing"
+)
+
+// TestResigner checks that the signature a Resigner derives while a delta is
+// applied is the one Signature computes of the new file, and that blocks
+// the delta leaves in place are taken over rather than hashed again.
+func TestResigner(t *testing.T) {
+	r := rand.New(rand.NewPCG(21, 22))
+	base := randBytes(r, 1_000_003) // block size 2048, a short last block
+	bs := BlockSize(int64(len(base)))
+	blocks := int(numBlocks(int64(len(base)), bs))
+	mid := len(base) / 2
+	changed := bytes.Clone(base)
+	copy(changed[mid:], randBytes(r, 1000))
+	atEnd := bytes.Clone(base)
+	copy(atEnd[len(atEnd)-10:], "0123456789")
+
+	tests := []struct {
+		name    string
+		new     []byte
+		minKept int // blocks the Resigner must take over from the basis
+	}{
+		{"identical", base, blocks - 1}, // all but the short last block
+		{"1000 bytes changed in the middle", changed, blocks - 3},
+		{"last bytes changed", atEnd, blocks - 1},
+		{"inserted in the middle", cat(base[:mid], []byte("xyz"), base[mid:]), mid/bs - 1},
+		{"deleted in the middle", cat(base[:mid], base[mid+777:]), mid/bs - 1},
+		{"appended", cat(base, []byte("tail")), blocks - 1},
+		{"truncated", base[:len(base)-3000], blocks - 3},
+		{"shifted by one", base[1:], 0},
+		{"unrelated", randBytes(r, 999_000), 0},
+		{"blocks swapped", cat(base[bs:2*bs], base[:bs], base[2*bs:]), blocks - 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sig, err := Signature(bytes.NewReader(base), int64(len(base)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rs := NewResigner(sig, int64(len(tt.new)))
+			if rs == nil {
+				t.Fatalf("no Resigner for %d bytes (block size %d, basis %d)", len(tt.new), BlockSize(int64(len(tt.new))), sig.BlockSize)
+			}
+			var enc, out bytes.Buffer
+			if err := WriteDelta(&enc, sig, bytes.NewReader(tt.new)); err != nil {
+				t.Fatal(err)
+			}
+			if err := ApplyStreamResign(bytes.NewReader(base), &enc, &out, rs); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(out.Bytes(), tt.new) {
+				t.Fatal("rebuilt file differs")
+			}
+			got, err := rs.Sig()
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := Signature(bytes.NewReader(tt.new), int64(len(tt.new)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.BlockSize != want.BlockSize || got.Size != want.Size || len(got.Blocks) != len(want.Blocks) {
+				t.Fatalf("derived signature: block size %d, size %d, %d blocks; Signature: %d, %d, %d",
+					got.BlockSize, got.Size, len(got.Blocks), want.BlockSize, want.Size, len(want.Blocks))
+			}
+			for i := range want.Blocks {
+				if got.Blocks[i] != want.Blocks[i] {
+					t.Fatalf("block %d of %d differs", i, len(want.Blocks))
+				}
+			}
+			if rs.kept < int64(tt.minKept) {
+				t.Errorf("took over %d blocks from the basis, want at least %d", rs.kept, tt.minKept)
+			}
+		})
+	}
+}
+
+// TestResignerRefuses checks the cases where nothing can be reused or the
+// result would be wrong.
+func TestResignerRefuses(t *testing.T) {
+	r := rand.New(rand.NewPCG(23, 24))
+	base := randBytes(r, 300_000)
+	sig, err := Signature(bytes.NewReader(base), int64(len(base)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A new size with another block size: no Resigner.
+	if rs := NewResigner(sig, 64<<20); rs != nil {
+		t.Errorf("NewResigner for a size of block size %d, basis %d: got one", BlockSize(64<<20), sig.BlockSize)
+	}
+	// Fewer bytes than announced: an error, not a short signature.
+	rs := NewResigner(sig, int64(len(base)))
+	rs.Write(base[:1000])
+	if _, err := rs.Sig(); err == nil {
+		t.Error("Sig after 1000 of 300000 bytes: no error")
+	}
+}
