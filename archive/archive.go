@@ -19,7 +19,7 @@ import (
 
 // SchemaVersion is the current version of the archive schema, stored in
 // SQLite's user_version.
-const SchemaVersion = 3
+const SchemaVersion = 4
 
 // ErrCorrupt marks an archive that SQLite cannot read.
 var ErrCorrupt = errors.New("archive is damaged")
@@ -84,6 +84,18 @@ var migrations = []string{
 	// version keeps an older concord, which would take a chunk's key for
 	// a directory, from reading an archive that has chunks.
 	`UPDATE meta SET value = value WHERE 0`,
+	// 3 → 4: delta signatures of large files as this side last wrote
+	// them (sigs.go).
+	`CREATE TABLE sigs (
+		path  BLOB PRIMARY KEY,
+		mode  INTEGER NOT NULL,
+		size  INTEGER NOT NULL,
+		mtime INTEGER NOT NULL,
+		ino   INTEGER NOT NULL,
+		ctime INTEGER NOT NULL,
+		hash  BLOB NOT NULL,
+		sig   BLOB NOT NULL
+	 );`,
 }
 
 // Open opens or creates the archive at path. With readOnly set, a missing

@@ -183,6 +183,9 @@ type batch struct {
 	dirs   map[string]*dirChunks
 	digest [32]byte
 	count  int64
+	// sigsAdded: the batch stored signatures (trimSigs then checks the
+	// table's size).
+	sigsAdded bool
 }
 
 // forgetBelow drops every record at and below directory p: their entries
@@ -192,6 +195,9 @@ func (b *batch) forgetBelow(p string) error {
 	drop := func(dir, name string, e *state.Entry) {
 		xor(&b.digest, Fingerprint(state.Join(dir, name), e))
 		b.count--
+	}
+	if err := b.forgetSigsBelow(p); err != nil {
+		return err
 	}
 	gone := map[string]bool{}
 	// Rows in the database, except those whose entries the batch holds in
@@ -241,6 +247,15 @@ func (b *batch) forgetBelow(p string) error {
 
 // Apply writes updates in one transaction and keeps the digest current.
 func (d *DB) Apply(ctx context.Context, ups []Update) error {
+	return d.ApplySigs(ctx, ups, nil)
+}
+
+// ApplySigs is Apply, also keeping sigs[path], the encoded delta signature
+// (delta.Sig.Encode) of the file an update records at path, as this side
+// wrote it: the next delta against that file then need not read it (see
+// SigFor). Any other update of a large file's path drops the signature
+// kept for it.
+func (d *DB) ApplySigs(ctx context.Context, ups []Update, sigs map[string][]byte) error {
 	if len(ups) == 0 {
 		return nil
 	}
@@ -268,6 +283,9 @@ func (d *DB) Apply(ctx context.Context, ups []Update) error {
 		if err != nil {
 			return err
 		}
+		if err := b.sigUpdate(u, sigs[u.Path], c.m[name]); err != nil {
+			return err
+		}
 		if old := c.m[name]; old != nil {
 			xor(&b.digest, Fingerprint(u.Path, old))
 			b.count--
@@ -291,6 +309,9 @@ func (d *DB) Apply(ctx context.Context, ups []Update) error {
 		if err := b.writeBack(dc); err != nil {
 			return err
 		}
+	}
+	if err := b.trimSigs(); err != nil {
+		return err
 	}
 	if err := d.saveDigest(ctx, tx, b.digest, b.count); err != nil {
 		return err
