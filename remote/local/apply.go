@@ -18,6 +18,7 @@ import (
 	"github.com/concord-sync/concord/archive/state"
 	"github.com/concord-sync/concord/internal/bufpool"
 	"github.com/concord-sync/concord/remote"
+	"github.com/concord-sync/concord/remote/delta"
 )
 
 func hashString(s string) [32]byte { return blake3.Sum256([]byte(s)) }
@@ -177,7 +178,30 @@ func (e *Endpoint) put(ctx context.Context, dirfd int, op remote.Op, content io.
 		st.discard(dirfd)
 		return nil, e.writeErr(op.Path, err)
 	}
-	return e.install(ctx, dirfd, op, st, want)
+	ent, err := e.install(ctx, dirfd, op, st, want)
+	if err == nil && st.sig != nil && ent != nil {
+		e.sigs.wrote(op.Path, ent, st.sig)
+	}
+	return ent, err
+}
+
+// resigner returns a Resigner deriving the signature of the file a delta
+// against basis (the file now at op.Path) is about to write, when this run
+// handed out the signature of that very file; and whether that signature
+// came from the archive.
+func (e *Endpoint) resigner(basis int, op remote.Op) (*delta.Resigner, bool) {
+	b, ok := e.sigs.takeBasis(op.Path)
+	if !ok || op.New == nil {
+		return nil, false
+	}
+	var st unix.Stat_t
+	if unix.Fstat(basis, &st) != nil {
+		return nil, false
+	}
+	if cur, _ := scan.EntryFromStat(&st); cur == nil || !state.StatSame(b.ent, cur) {
+		return nil, false
+	}
+	return delta.NewResigner(b.sig, op.New.Size), b.cached
 }
 
 // PutBatch installs many files as Apply would install each (OpPut, whole
@@ -331,14 +355,19 @@ func (e *Endpoint) writeTemp(dirfd int, op remote.Op, content io.Reader) (st sta
 	h, stopHash := newHashWriter(op.New.Size)
 	defer stopHash()
 	var n int64
+	var resign *delta.Resigner
+	sigKept := false // the delta's basis signature came from the archive
 	if op.Delta {
 		basis, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return st, nil, changedErr(op.Path, "the old version for the delta is gone")
 		}
 		bf := scan.RawFile(basis)
+		rs, fromArchive := e.resigner(basis, op)
+		resign = rs
+		sigKept = fromArchive
 		cw := &countWriter{w: io.MultiWriter(f, h)}
-		err = applyDelta(bf, content, cw)
+		err = delta.ApplyStreamResign(bf, content, cw, rs)
 		bf.Close()
 		n = cw.n
 		if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
@@ -362,7 +391,21 @@ func (e *Endpoint) writeTemp(dirfd int, op remote.Op, content io.Reader) (st sta
 	// what was written; the reader checked the source's stat data at the
 	// end, so these are the contents the scan saw.
 	if n != op.New.Size || (!op.New.Unhashed && sum != op.New.Hash) {
+		if sigKept && e.db != nil {
+			// Most likely the source changed; but should the kept
+			// signature be what is wrong, the next run must not
+			// build on it again.
+			e.db.DropSig(context.Background(), op.Path)
+		}
 		return st, nil, changedErr(op.Path, "the source changed while it was copied")
+	}
+	if resign != nil {
+		if sig, err := resign.Sig(); err == nil {
+			var b bytes.Buffer
+			if sig.Encode(&b) == nil {
+				st.sig = b.Bytes()
+			}
+		}
 	}
 	want = op.New
 	if want.Unhashed || want.Hash != sum {

@@ -57,6 +57,7 @@ type Endpoint struct {
 	syncOnce sync.Once
 	syncer   *groupSync
 	fds      descriptorBudget
+	sigs     sigMemory
 }
 
 // New returns an endpoint for the local directory root.
@@ -615,7 +616,7 @@ func (e *Endpoint) Commit(ctx context.Context, recs []remote.Record) error {
 	for i, r := range recs {
 		ups[i] = archive.Update{Path: r.Path, Entry: r.Entry}
 	}
-	return e.db.Apply(ctx, ups)
+	return e.db.ApplySigs(ctx, ups, e.sigs.forRecords(ups))
 }
 
 // Close releases the lock and closes the archive.

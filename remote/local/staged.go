@@ -31,6 +31,9 @@ type staged struct {
 	// flushed: the file was flushed on its own (a large one, see
 	// flushAlone), so it needs no share of a group flush.
 	flushed bool
+	// sig is the encoded delta signature of the contents, when a delta
+	// wrote them and it could be derived (see delta.Resigner).
+	sig []byte
 }
 
 // flushAlone is the size from which a file is flushed on its own with

@@ -1,0 +1,134 @@
+package local
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/concord-sync/concord/archive"
+	"github.com/concord-sync/concord/remote"
+	"github.com/concord-sync/concord/remote/delta"
+)
+
+// TestKeptSignature follows a large file through deltas: the first
+// signature is read from the file; the file a delta wrote has its
+// signature derived and kept, so the next one is served without reading
+// the file, and is what reading it would give; a touched file, or a kept
+// signature that turns out wrong, is read again.
+func TestKeptSignature(t *testing.T) {
+	ctx := context.Background()
+	r := rand.New(rand.NewPCG(31, 32))
+	text := make([]byte, archive.SigMinSize+12345)
+	for i := range text {
+		text[i] = byte(r.Uint32())
+	}
+	f := newFixture(t, map[string]string{"big": string(text)}, remote.OpenRequest{})
+
+	// edit changes 100 bytes at off and returns the new contents.
+	edit := func(off int) []byte {
+		b := bytes.Clone(text)
+		for i := off; i < off+100; i++ {
+			b[i] ^= 0x5a
+		}
+		return b
+	}
+	// sync signs "big" (checking whether the file was read), sends the
+	// delta to next, and records what was installed, as the engine does.
+	sync := func(next []byte, wantRead bool, wantErr error) {
+		t.Helper()
+		expect := f.entry("big")
+		before := sigsRead.Load()
+		sig, err := f.e.Signature(ctx, "big", expect)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if read := sigsRead.Load() > before; read != wantRead {
+			t.Fatalf("signature read from the file: %v, want %v", read, wantRead)
+		}
+		var enc bytes.Buffer
+		if err := delta.WriteDelta(&enc, sig, bytes.NewReader(next)); err != nil {
+			t.Fatal(err)
+		}
+		ent, err := f.e.Apply(ctx, remote.Op{Kind: remote.OpPut, Path: "big", Expect: expect, New: fileEntry(string(next), 0o644, t0), Delta: true}, &enc)
+		if wantErr != nil {
+			if !errors.Is(err, wantErr) {
+				t.Fatalf("Apply = %v, want %v", err, wantErr)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.e.Commit(ctx, []remote.Record{{Path: "big", Entry: ent}}); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal([]byte(f.read("big")), next) {
+			t.Fatal("delta result differs")
+		}
+		text = next
+	}
+	// kept checks the signature now kept against one read from the file.
+	kept := func() {
+		t.Helper()
+		want, err := delta.Signature(bytes.NewReader(text), int64(len(text)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := f.e.keptSig(ctx, "big", f.entry("big"))
+		if got == nil {
+			t.Fatal("no signature kept for the file a delta wrote")
+		}
+		if got.BlockSize != want.BlockSize || got.Size != want.Size || !equalBlocks(got.Blocks, want.Blocks) {
+			t.Fatal("kept signature differs from the file's")
+		}
+	}
+
+	sync(edit(1_000_000), true, nil) // nothing kept yet
+	kept()
+	sync(edit(5_000_000), false, nil) // served from the archive
+	kept()
+
+	// Touched: its stat data moved, the kept signature no longer counts.
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(filepath.Join(f.root, "big"), later, later); err != nil {
+		t.Fatal(err)
+	}
+	f.commitScan()
+	sync(edit(2_000_000), true, nil)
+	kept()
+
+	// A kept signature that is wrong (of other contents, same stat data;
+	// here those of the next version, so that the delta copies blocks
+	// the file does not have): the delta's result does not match, the
+	// item fails, and the next signature is read from the file again.
+	next := edit(3_000_000)
+	bogus, err := delta.Signature(bytes.NewReader(next), int64(len(next)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	bogus.Encode(&b)
+	cur := f.entry("big")
+	if err := f.e.db.ApplySigs(ctx, []archive.Update{{Path: "big", Entry: cur}}, map[string][]byte{"big": b.Bytes()}); err != nil {
+		t.Fatal(err)
+	}
+	sync(next, false, remote.ErrChanged)
+	sync(next, true, nil)
+}
+
+func equalBlocks(a, b []delta.Block) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
