@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -541,7 +542,7 @@ func (x *executor) deltaTransfer(D reconcile.Side, op remote.Op) (*state.Entry, 
 	if !remoteDelta && !isLocal(from) {
 		return nil, nil, false
 	}
-	sig := x.s.prefetch.take(x.ctx, D, op.Path, op.Expect)
+	sig, enc := x.s.prefetch.take(x.ctx, D, op.Path, op.Expect, op.New)
 	if sig == nil {
 		var err error
 		if sig, err = signer.Signature(x.ctx, op.Path, op.Expect); err != nil {
@@ -549,7 +550,18 @@ func (x *executor) deltaTransfer(D reconcile.Side, op remote.Op) (*state.Entry, 
 		}
 	}
 	var rc io.ReadCloser
-	if remoteDelta {
+	if enc != nil {
+		// Computed while the scan hashed the file (see precompute), of
+		// the very version the plan sends. The source must still be that
+		// version, as a transfer reading it now would check.
+		f, err := from.ReadFile(x.ctx, op.Path, op.New)
+		if err != nil {
+			return nil, err, true
+		}
+		f.Close()
+		precomputedDeltas.Add(1)
+		rc = io.NopCloser(bytes.NewReader(enc))
+	} else if remoteDelta {
 		var err error
 		if rc, err = dr.ReadDelta(x.ctx, op.Path, op.New, sig); err != nil {
 			return nil, err, true
@@ -567,6 +579,10 @@ func (x *executor) deltaTransfer(D reconcile.Side, op remote.Op) (*state.Entry, 
 	ent, err := to.Apply(x.ctx, op, &countReader{r: rc, n: &x.bytes})
 	return ent, err, true
 }
+
+// precomputedDeltas counts the transfers that sent a delta computed ahead
+// (for tests).
+var precomputedDeltas atomic.Int64
 
 type countReader struct {
 	r io.Reader

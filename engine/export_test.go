@@ -13,3 +13,13 @@ func SetInflightBytes(n int64) (restore func()) {
 	inflightBytes = n
 	return func() { inflightBytes = old }
 }
+
+// PrecomputedDeltas returns how many transfers sent a delta computed ahead.
+func PrecomputedDeltas() int64 { return precomputedDeltas.Load() }
+
+// WaitPrefetch waits until the signatures and deltas fetched ahead are in.
+func (s *Session) WaitPrefetch() {
+	if s.prefetch != nil {
+		s.prefetch.wg.Wait()
+	}
+}

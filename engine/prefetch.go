@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"sync"
 	"unsafe"
 
@@ -71,7 +73,17 @@ type prefetched struct {
 	done   chan struct{}
 	sig    *delta.Sig
 	err    error
+	// enc is the encoded delta of the new file against sig, computed
+	// ahead when the new file is local (see precompute), and encOf the
+	// file's state it was computed of; nil when not.
+	enc   []byte
+	encOf *state.Entry
 }
+
+// maxPrecomputed bounds one precomputed delta: a file that changed more
+// than that is sent by a delta computed as it goes, as without
+// prefetching.
+const maxPrecomputed = 16 << 20
 
 // newPrefetcher returns a prefetcher for s, or nil when no signature can be
 // useful: a dry run transfers nothing, and without a Dial both roots are
@@ -142,7 +154,52 @@ func (p *prefetcher) hashing(i int, path string, old, cur *state.Entry) {
 		}
 		defer func() { <-p.sem }()
 		pf.sig, pf.err = signer.Signature(p.ctx, path, old)
+		if pf.err == nil && isLocal(p.s.ep[i]) {
+			p.precompute(pf, i, path, cur)
+		}
 	}()
+}
+
+// precompute computes the delta of the file at path on side i (local),
+// whose state is cur, against pf.sig, into pf.enc. It runs while side i's
+// scan still hashes that file: with the signature at hand early (a kept
+// one is served at once, see local.Endpoint.Signature), reading the file a
+// second time on another core takes the delta off the transfer's path, so
+// that the destination starts rebuilding the file at once. The file's
+// reader checks that it did not change while read; the destination checks
+// the result's hash, as for any delta.
+func (p *prefetcher) precompute(pf *prefetched, i int, path string, cur *state.Entry) {
+	rc, err := p.s.ep[i].ReadFile(p.ctx, path, cur)
+	if err != nil {
+		return
+	}
+	defer rc.Close()
+	w := &capWriter{max: maxPrecomputed}
+	if err := delta.WriteDelta(w, pf.sig, rc); err != nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.held+int64(w.buf.Len()) > prefetchBudget {
+		return
+	}
+	p.held += int64(w.buf.Len())
+	pf.enc, pf.encOf = w.buf.Bytes(), cur
+}
+
+// capWriter collects what is written up to max bytes, and fails beyond.
+type capWriter struct {
+	buf bytes.Buffer
+	max int
+}
+
+var errTooBig = errors.New("precomputed delta too large")
+
+func (w *capWriter) Write(b []byte) (int, error) {
+	if w.buf.Len()+len(b) > w.max {
+		return 0, errTooBig
+	}
+	return w.buf.Write(b)
 }
 
 // changedOn returns the set of paths side i's scan reported; its scan must
@@ -160,31 +217,37 @@ func (p *prefetcher) changedOn(i int) map[string]bool {
 
 // take returns the signature prefetched of path on side, if one was fetched
 // successfully of the entry expect, waiting for it if it is still being
-// computed. Each signature is handed out once.
-func (p *prefetcher) take(ctx context.Context, side reconcile.Side, path string, expect *state.Entry) *delta.Sig {
+// computed; and the delta against it of the new file src, if one was
+// computed ahead of that very file. Each is handed out once.
+func (p *prefetcher) take(ctx context.Context, side reconcile.Side, path string, expect, src *state.Entry) (*delta.Sig, []byte) {
 	if p == nil {
-		return nil
+		return nil, nil
 	}
 	key := prefetchKey{side: side, path: path}
 	p.mu.Lock()
 	pf := p.sigs[key]
 	if pf != nil {
 		delete(p.sigs, key)
-		p.held -= sigBytes(pf.expect.Size)
 	}
 	p.mu.Unlock()
-	if pf == nil || !state.Equal(pf.expect, expect) {
-		return nil
+	if pf == nil {
+		return nil, nil
 	}
 	select {
 	case <-pf.done:
 	case <-ctx.Done():
-		return nil
+		return nil, nil
 	}
-	if pf.err != nil {
-		return nil
+	p.mu.Lock()
+	p.held -= sigBytes(pf.expect.Size) + int64(len(pf.enc))
+	p.mu.Unlock()
+	if pf.err != nil || !state.Equal(pf.expect, expect) {
+		return nil, nil
 	}
-	return pf.sig
+	if pf.enc != nil && state.StatSame(pf.encOf, src) {
+		return pf.sig, pf.enc
+	}
+	return pf.sig, nil
 }
 
 // stop cancels what is still being fetched and waits for it.

@@ -5,6 +5,8 @@ import (
 	"context"
 	"io"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -131,5 +133,78 @@ func TestPrefetchedSignature(t *testing.T) {
 	}
 	if p.tree(2)["big.bin"] != "file "+string(edited) {
 		t.Error("big.bin on side 2 is not the edited version")
+	}
+}
+
+// TestPrecomputedDelta checks that a large file edited on a local side, bound
+// for a remote one, is sent by the delta computed while the scan hashed it,
+// and that an edit made after the scan still fails the item and leaves the
+// destination alone, as for a delta computed during the transfer.
+func TestPrecomputedDelta(t *testing.T) {
+	p := newPair(t)
+	r := rand.New(rand.NewPCG(3, 4))
+	big := make([]byte, 3<<20)
+	for i := range big {
+		big[i] = byte(r.Uint32())
+	}
+	p.write(1, "big.bin", string(big))
+	cfg := func() engine.Config {
+		cfg := p.config()
+		cfg.Dial = func(ctx context.Context, root string) (remote.Endpoint, error) {
+			l := local.New(root, local.Options{Version: "test"})
+			if root != p.root[2] {
+				return l, nil
+			}
+			return &signingEndpoint{Endpoint: l, signer: l, signed: make(chan struct{})}, nil
+		}
+		return cfg
+	}
+	p.sync(cfg())
+
+	edited := bytes.Clone(big)
+	copy(edited[1<<20:], "an edit in the middle of the file")
+	p.write(1, "big.bin", string(edited))
+	before := engine.PrecomputedDeltas()
+	res := p.sync(cfg())
+	if got := outcomes(res); len(got) != 1 || got[0] != "big.bin 1to2 done" {
+		t.Fatalf("outcomes %q, want big.bin 1to2 done", got)
+	}
+	if n := engine.PrecomputedDeltas() - before; n != 1 {
+		t.Errorf("%d transfers used a precomputed delta, want 1", n)
+	}
+	if p.tree(2)["big.bin"] != "file "+string(edited) {
+		t.Fatal("big.bin on side 2 is not the edited version")
+	}
+
+	// Edited again, and once more after the scan and the delta's
+	// computation, before the transfer.
+	again := bytes.Clone(edited)
+	copy(again[2<<20:], "a second edit")
+	p.write(1, "big.bin", string(again))
+	before = engine.PrecomputedDeltas()
+	ctx := context.Background()
+	s, err := engine.Prepare(ctx, cfg(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.WaitPrefetch() // the delta of the scanned version is computed
+	f, err := os.OpenFile(filepath.Join(p.root[1], "big.bin"), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte("late edit"), 100)
+	f.Close()
+	if res, err = s.Execute(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := outcomes(res); len(got) != 1 || got[0] != "big.bin 1to2 failed" {
+		t.Fatalf("outcomes %q, want big.bin 1to2 failed", got)
+	}
+	if n := engine.PrecomputedDeltas() - before; n != 0 {
+		t.Errorf("%d transfers used a delta of a version edited since", n)
+	}
+	if p.tree(2)["big.bin"] != "file "+string(edited) {
+		t.Error("side 2 changed by a transfer whose source was edited after the scan")
 	}
 }
