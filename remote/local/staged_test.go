@@ -2,6 +2,10 @@ package local
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -72,5 +76,40 @@ func TestLargeFileFlushedAlone(t *testing.T) {
 	}
 	if f.read("big") != big || f.read("small") != "small" {
 		t.Error("contents differ")
+	}
+}
+
+// TestAnonymousLink links anonymous files both ways: with AT_EMPTY_PATH and
+// through /proc (as a process without the privilege the first needs
+// does), and refuses a name already taken either way.
+func TestAnonymousLink(t *testing.T) {
+	if noAnonymous.Load() {
+		t.Skip("no O_TMPFILE or /proc here: named temporary files are used throughout")
+	}
+	defer func(v bool) { noEmptyPath.Store(v) }(noEmptyPath.Load())
+	dir := t.TempDir()
+	dirfd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(dirfd)
+	for _, viaProc := range []bool{false, true} {
+		noEmptyPath.Store(viaProc)
+		name := fmt.Sprintf("via-proc-%v", viaProc)
+		for _, want := range []error{nil, unix.EEXIST} {
+			fd, err := openAnonymous(dirfd)
+			if err != nil || fd < 0 {
+				t.Skipf("O_TMPFILE is not supported here (%v)", err)
+			}
+			st := staged{fd: fd}
+			unix.Write(fd, []byte(name))
+			if err := st.link(dirfd, name); !errors.Is(err, want) && !(want == nil && err == nil) {
+				t.Errorf("%s: link = %v, want %v", name, err, want)
+			}
+			st.discard(dirfd)
+		}
+		if b, err := os.ReadFile(filepath.Join(dir, name)); err != nil || string(b) != name {
+			t.Errorf("%s: %q, %v after the link", name, b, err)
+		}
 	}
 }
