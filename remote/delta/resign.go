@@ -21,7 +21,16 @@ type Resigner struct {
 	out   []Block
 	cur   []byte // the bytes so far of a block being hashed
 	kept  int64  // blocks taken over from the basis (for tests)
+	// hashed counts the bytes hashed; beyond maxResignShare of the file
+	// the Resigner gives up (see Write).
+	hashed int64
+	gaveUp bool
 }
+
+// maxResignShare is the share of a new file a Resigner hashes at most: a
+// file mostly rewritten would cost the destination a second full hash
+// pass for a signature that a later delta may never use.
+const maxResignShare = 4 // one quarter
 
 // NewResigner returns a Resigner for a new file of size bytes rebuilt
 // against a basis whose signature is basis, or nil when the new file's
@@ -48,8 +57,17 @@ func (r *Resigner) inPlace(first, count int64) {
 func (r *Resigner) at(off int64) bool { return r.seen == off && len(r.cur) == 0 }
 
 // Write takes the next bytes of the new file that inPlace does not cover.
+// Once more than a quarter of the file went through it, it gives up: Sig
+// then fails and further bytes are ignored.
 func (r *Resigner) Write(p []byte) (int, error) {
 	n := len(p)
+	if r.gaveUp {
+		return n, nil
+	}
+	if r.hashed += int64(n); r.hashed > r.size/maxResignShare+int64(2*r.bs) {
+		r.gaveUp, r.cur, r.out = true, nil, nil
+		return n, nil
+	}
 	for len(p) > 0 {
 		if len(r.cur) == 0 && len(p) >= r.bs {
 			// A whole block at once: no copy into cur.
@@ -76,6 +94,9 @@ func (r *Resigner) Write(p []byte) (int, error) {
 // Sig returns the new file's signature once all of it went through the
 // Resigner; an error if it saw another number of bytes than the size.
 func (r *Resigner) Sig() (*Sig, error) {
+	if r.gaveUp {
+		return nil, fmt.Errorf("delta: resign: more than 1/%d of the file changed", maxResignShare)
+	}
 	if r.seen != r.size {
 		return nil, fmt.Errorf("delta: resign: saw %d bytes of a file of %d", r.seen, r.size)
 	}

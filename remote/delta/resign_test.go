@@ -23,18 +23,20 @@ func TestResigner(t *testing.T) {
 	tests := []struct {
 		name    string
 		new     []byte
-		minKept int // blocks the Resigner must take over from the basis
+		minKept int  // blocks the Resigner must take over from the basis
+		gaveUp  bool // more than a quarter of the file to hash
 	}{
-		{"identical", base, blocks - 1}, // all but the short last block
-		{"1000 bytes changed in the middle", changed, blocks - 3},
-		{"last bytes changed", atEnd, blocks - 1},
-		{"inserted in the middle", cat(base[:mid], []byte("xyz"), base[mid:]), mid/bs - 1},
-		{"deleted in the middle", cat(base[:mid], base[mid+777:]), mid/bs - 1},
-		{"appended", cat(base, []byte("tail")), blocks - 1},
-		{"truncated", base[:len(base)-3000], blocks - 3},
-		{"shifted by one", base[1:], 0},
-		{"unrelated", randBytes(r, 999_000), 0},
-		{"blocks swapped", cat(base[bs:2*bs], base[:bs], base[2*bs:]), blocks - 3},
+		{"identical", base, blocks - 1, false}, // all but the short last block
+		{"1000 bytes changed in the middle", changed, blocks - 3, false},
+		{"last bytes changed", atEnd, blocks - 1, false},
+		{"inserted three quarters in", cat(base[:3*mid/2], []byte("xyz"), base[3*mid/2:]), 3*mid/2/bs - 1, false},
+		{"inserted in the middle", cat(base[:mid], []byte("xyz"), base[mid:]), 0, true},
+		{"deleted in the middle", cat(base[:mid], base[mid+777:]), 0, true},
+		{"appended", cat(base, []byte("tail")), blocks - 1, false},
+		{"truncated", base[:len(base)-3000], blocks - 3, false},
+		{"shifted by one", base[1:], 0, true},
+		{"unrelated", randBytes(r, 999_000), 0, true},
+		{"blocks swapped", cat(base[bs:2*bs], base[:bs], base[2*bs:]), blocks - 3, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -57,6 +59,12 @@ func TestResigner(t *testing.T) {
 				t.Fatal("rebuilt file differs")
 			}
 			got, err := rs.Sig()
+			if tt.gaveUp {
+				if err == nil {
+					t.Fatal("Sig succeeded after more than a quarter of the file was hashed")
+				}
+				return
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
