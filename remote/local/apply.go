@@ -162,6 +162,21 @@ func (e *Endpoint) installed(dirfd int, p string, want *state.Entry) (*state.Ent
 	return cur, nil
 }
 
+// installedFd is installed for a file just linked into place from the
+// descriptor fd: its stat data without a lookup by name.
+func installedFd(fd int, p string, want *state.Entry) (*state.Entry, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, pathErr("stat", p, err)
+	}
+	cur, _ := scan.EntryFromStat(&st)
+	if cur == nil || cur.Kind != state.File {
+		return nil, pathErr("stat", p, os.ErrNotExist)
+	}
+	cur.Hash = want.Hash
+	return cur, nil
+}
+
 // put writes a file: a temporary file in the destination directory, checked
 // against the expected hash, flushed, then renamed into place.
 func (e *Endpoint) put(ctx context.Context, dirfd int, op remote.Op, content io.Reader) (*state.Entry, error) {
@@ -183,6 +198,18 @@ func (e *Endpoint) put(ctx context.Context, dirfd int, op remote.Op, content io.
 		e.sigs.wrote(op.Path, ent, st.sig)
 	}
 	return ent, err
+}
+
+// hasPerm reports whether the file fd, an anonymous one created with its
+// permissions perm, really has them: the umask or a default ACL of the
+// directory may have taken some away. An fstat is cheaper than the chmod
+// it saves for nearly every file of a first sync.
+func hasPerm(fd int, anonymous bool, perm uint32) bool {
+	if !anonymous || perm&^0o777 != 0 {
+		return false
+	}
+	var st unix.Stat_t
+	return unix.Fstat(fd, &st) == nil && st.Mode&state.PermMask == perm
 }
 
 // resigner returns a Resigner deriving the signature of the file a delta
@@ -323,8 +350,13 @@ func (e *Endpoint) writeTemp(dirfd int, op remote.Op, content io.Reader) (st sta
 	name := state.Base(op.Path)
 	st.fd = -1
 	fd := -1
+	perm := op.New.Mode & state.PermMask
 	if op.Expect == nil {
-		if fd, err = openAnonymous(dirfd); err != nil {
+		createMode := uint32(0o600)
+		if perm&^0o777 == 0 {
+			createMode = perm
+		}
+		if fd, err = openAnonymous(dirfd, createMode); err != nil {
 			return st, nil, pathErr("create temporary file for", op.Path, err)
 		}
 	}
@@ -412,8 +444,10 @@ func (e *Endpoint) writeTemp(dirfd int, op remote.Op, content io.Reader) (st sta
 		want = want.Clone()
 		want.Hash, want.Unhashed = sum, false
 	}
-	if err := unix.Fchmod(fd, op.New.Mode&state.PermMask); err != nil {
-		return st, nil, pathErr("chmod", op.Path, err)
+	if !hasPerm(fd, st.anonymous(), perm) {
+		if err := unix.Fchmod(fd, perm); err != nil {
+			return st, nil, pathErr("chmod", op.Path, err)
+		}
 	}
 	ts := [2]unix.Timespec{unix.NsecToTimespec(op.New.MTime), unix.NsecToTimespec(op.New.MTime)}
 	if err := futimens(fd, &ts); err != nil {
@@ -465,6 +499,8 @@ func (e *Endpoint) install(ctx context.Context, dirfd int, op remote.Op, st stag
 			err = unix.Renameat2(dirfd, st.tmp, dirfd, name, unix.RENAME_NOREPLACE)
 		}
 		switch {
+		case err == nil && st.anonymous():
+			return installedFd(st.fd, op.Path, want)
 		case err == nil:
 			return e.installed(dirfd, op.Path, want)
 		case errors.Is(err, unix.EEXIST):

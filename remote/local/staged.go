@@ -116,10 +116,12 @@ func init() {
 	anonMax = min(fdlimit.Available()/4, 4096)
 }
 
-// openAnonymous opens an anonymous file in dirfd, or returns -1 when named
-// temporary files must do (and an error only for a failure that a named
-// file would meet as well).
-func openAnonymous(dirfd int) (int, error) {
+// openAnonymous opens an anonymous file in dirfd with permissions mode
+// (less the umask), or returns -1 when named temporary files must do (and
+// an error only for a failure that a named file would meet as well). No
+// one can open it by a name before it is linked, so it may carry its final
+// permissions from the start.
+func openAnonymous(dirfd int, mode uint32) (int, error) {
 	if noAnonymous.Load() {
 		return -1, nil
 	}
@@ -127,7 +129,7 @@ func openAnonymous(dirfd int) (int, error) {
 		anonOpen.Add(-1)
 		return -1, nil
 	}
-	fd, err := unix.Openat(dirfd, ".", unix.O_WRONLY|unix.O_TMPFILE|unix.O_CLOEXEC, 0o600)
+	fd, err := unix.Openat(dirfd, ".", unix.O_WRONLY|unix.O_TMPFILE|unix.O_CLOEXEC, mode)
 	if err != nil {
 		anonOpen.Add(-1)
 	}

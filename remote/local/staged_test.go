@@ -28,11 +28,11 @@ func TestAnonymousFilesBounded(t *testing.T) {
 	anonMax = before + 1
 	defer func() { anonMax = oldMax }()
 
-	first, err := openAnonymous(dirfd)
+	first, err := openAnonymous(dirfd, 0o600)
 	if err != nil || first < 0 {
 		t.Skipf("O_TMPFILE is not supported here (%v): named temporary files are used", err)
 	}
-	if second, err := openAnonymous(dirfd); err != nil || second >= 0 {
+	if second, err := openAnonymous(dirfd, 0o600); err != nil || second >= 0 {
 		t.Fatalf("beyond the limit: openAnonymous = %d, %v; want -1 (a named file instead)", second, err)
 	}
 	if n := anonOpen.Load(); n != before+1 {
@@ -42,7 +42,7 @@ func TestAnonymousFilesBounded(t *testing.T) {
 	if n := anonOpen.Load(); n != before {
 		t.Errorf("after discarding: %d counted, want %d", n, before)
 	}
-	if again, err := openAnonymous(dirfd); err != nil || again < 0 {
+	if again, err := openAnonymous(dirfd, 0o600); err != nil || again < 0 {
 		t.Errorf("after one was freed: openAnonymous = %d, %v", again, err)
 	} else {
 		staged{fd: again}.discard(dirfd)
@@ -97,7 +97,7 @@ func TestAnonymousLink(t *testing.T) {
 		noEmptyPath.Store(viaProc)
 		name := fmt.Sprintf("via-proc-%v", viaProc)
 		for _, want := range []error{nil, unix.EEXIST} {
-			fd, err := openAnonymous(dirfd)
+			fd, err := openAnonymous(dirfd, 0o600)
 			if err != nil || fd < 0 {
 				t.Skipf("O_TMPFILE is not supported here (%v)", err)
 			}
@@ -110,6 +110,36 @@ func TestAnonymousLink(t *testing.T) {
 		}
 		if b, err := os.ReadFile(filepath.Join(dir, name)); err != nil || string(b) != name {
 			t.Errorf("%s: %q, %v after the link", name, b, err)
+		}
+	}
+}
+
+// TestPutModes checks that new files get exactly their permission bits,
+// whether the anonymous file could be created with them (the umask leaves
+// them alone) or needed a chmod (bits the umask takes away, set-id and
+// sticky bits).
+func TestPutModes(t *testing.T) {
+	old := unix.Umask(0o022)
+	defer unix.Umask(old)
+	ctx := context.Background()
+	f := newFixture(t, map[string]string{}, remote.OpenRequest{})
+	for _, mode := range []uint32{0o644, 0o600, 0o755, 0o666, 0o777, 0o640, 0o4755, 0o1777, 0o000} {
+		name := fmt.Sprintf("m%o", mode)
+		ent, err := f.e.Apply(ctx, remote.Op{Kind: remote.OpPut, Path: name, New: fileEntry(name, mode, t0)}, strings.NewReader(name))
+		if err != nil {
+			t.Fatalf("put %s: %v", name, err)
+		}
+		fi, err := os.Lstat(filepath.Join(f.root, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st unix.Stat_t
+		unix.Lstat(filepath.Join(f.root, name), &st)
+		if got := st.Mode & 0o7777; got != mode {
+			t.Errorf("%s: mode %o, want %o", name, got, mode)
+		}
+		if ent.Mode != mode || uint64(ent.Ino) != st.Ino || ent.CTime != st.Ctim.Nano() || ent.Size != fi.Size() {
+			t.Errorf("%s: entry %+v does not match the file (mode %o, inode %d, ctime %d)", name, ent, st.Mode&0o7777, st.Ino, st.Ctim.Nano())
 		}
 	}
 }
