@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"sync"
 	"unsafe"
 
@@ -69,15 +70,20 @@ type prefetchKey struct {
 
 // prefetched is one signature fetched or being fetched.
 type prefetched struct {
-	expect *state.Entry // the basis the signature must be of
-	done   chan struct{}
+	expect *state.Entry  // the basis the signature must be of
+	done   chan struct{} // closed when sig and err are set
 	sig    *delta.Sig
 	err    error
 	// enc is the encoded delta of the new file against sig, computed
 	// ahead when the new file is local (see precompute), and encOf the
-	// file's state it was computed of; nil when not.
+	// file's state it was computed of; nil when not. Both are set under
+	// prefetcher.mu, and only while the transfer has not come for the
+	// signature (taken): a transfer that finds no delta ready streams its
+	// own rather than wait, and stop ends the computation.
 	enc   []byte
 	encOf *state.Entry
+	taken bool
+	stop  context.CancelFunc
 }
 
 // maxPrecomputed bounds one precomputed delta: a file that changed more
@@ -124,14 +130,21 @@ func (p *prefetcher) hashing(i int, path string, old, cur *state.Entry) {
 		p.mu.Unlock()
 		return
 	}
-	pf := &prefetched{expect: old, done: make(chan struct{})}
+	pctx, stop := context.WithCancel(p.ctx)
+	pf := &prefetched{expect: old, done: make(chan struct{}), stop: stop}
 	p.sigs[key] = pf
 	p.held += sigBytes(old.Size)
 	p.mu.Unlock()
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
-		defer close(pf.done)
+		defer stop()
+		sigDone := false
+		defer func() {
+			if !sigDone {
+				close(pf.done)
+			}
+		}()
 		pf.err = context.Canceled
 		// Only where the other side's scan saw no change at the path is
 		// the archived entry still what it holds.
@@ -154,8 +167,10 @@ func (p *prefetcher) hashing(i int, path string, old, cur *state.Entry) {
 		}
 		defer func() { <-p.sem }()
 		pf.sig, pf.err = signer.Signature(p.ctx, path, old)
+		sigDone = true
+		close(pf.done)
 		if pf.err == nil && isLocal(p.s.ep[i]) {
-			p.precompute(pf, i, path, cur)
+			p.precompute(pctx, pf, i, path, cur)
 		}
 	}()
 }
@@ -168,23 +183,36 @@ func (p *prefetcher) hashing(i int, path string, old, cur *state.Entry) {
 // that the destination starts rebuilding the file at once. The file's
 // reader checks that it did not change while read; the destination checks
 // the result's hash, as for any delta.
-func (p *prefetcher) precompute(pf *prefetched, i int, path string, cur *state.Entry) {
-	rc, err := p.s.ep[i].ReadFile(p.ctx, path, cur)
+func (p *prefetcher) precompute(ctx context.Context, pf *prefetched, i int, path string, cur *state.Entry) {
+	rc, err := p.s.ep[i].ReadFile(ctx, path, cur)
 	if err != nil {
 		return
 	}
 	defer rc.Close()
 	w := &capWriter{max: maxPrecomputed}
-	if err := delta.WriteDelta(w, pf.sig, rc); err != nil {
+	if err := delta.WriteDelta(w, pf.sig, ctxReader{ctx, rc}); err != nil {
 		return
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.held+int64(w.buf.Len()) > prefetchBudget {
+	if pf.taken || p.held+int64(w.buf.Len()) > prefetchBudget {
 		return
 	}
 	p.held += int64(w.buf.Len())
 	pf.enc, pf.encOf = w.buf.Bytes(), cur
+}
+
+// ctxReader reads from r until ctx ends.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(b []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(b)
 }
 
 // capWriter collects what is written up to max bytes, and fails beyond.
@@ -236,16 +264,26 @@ func (p *prefetcher) take(ctx context.Context, side reconcile.Side, path string,
 	select {
 	case <-pf.done:
 	case <-ctx.Done():
+		pf.stop()
+		p.mu.Lock()
+		pf.taken = true
+		p.held -= sigBytes(pf.expect.Size) + int64(len(pf.enc))
+		p.mu.Unlock()
 		return nil, nil
 	}
+	// A delta still being computed is not waited for: streaming one
+	// from now on finishes sooner than waiting and then sending it.
 	p.mu.Lock()
-	p.held -= sigBytes(pf.expect.Size) + int64(len(pf.enc))
+	pf.taken = true
+	enc, encOf := pf.enc, pf.encOf
+	p.held -= sigBytes(pf.expect.Size) + int64(len(enc))
 	p.mu.Unlock()
+	pf.stop()
 	if pf.err != nil || !state.Equal(pf.expect, expect) {
 		return nil, nil
 	}
-	if pf.enc != nil && state.StatSame(pf.encOf, src) {
-		return pf.sig, pf.enc
+	if enc != nil && state.StatSame(encOf, src) {
+		return pf.sig, enc
 	}
 	return pf.sig, nil
 }

@@ -165,7 +165,19 @@ func TestPrecomputedDelta(t *testing.T) {
 	copy(edited[1<<20:], "an edit in the middle of the file")
 	p.write(1, "big.bin", string(edited))
 	before := engine.PrecomputedDeltas()
-	res := p.sync(cfg())
+	// The transfer takes a precomputed delta only if it is ready (else it
+	// streams its own): wait for it here.
+	ctx := context.Background()
+	s, err := engine.Prepare(ctx, cfg(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.WaitPrefetch()
+	res, err := s.Execute(ctx, nil)
+	s.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if got := outcomes(res); len(got) != 1 || got[0] != "big.bin 1to2 done" {
 		t.Fatalf("outcomes %q, want big.bin 1to2 done", got)
 	}
@@ -182,8 +194,7 @@ func TestPrecomputedDelta(t *testing.T) {
 	copy(again[2<<20:], "a second edit")
 	p.write(1, "big.bin", string(again))
 	before = engine.PrecomputedDeltas()
-	ctx := context.Background()
-	s, err := engine.Prepare(ctx, cfg(), nil)
+	s, err = engine.Prepare(ctx, cfg(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
