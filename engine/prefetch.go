@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/concord-sync/concord/archive/state"
@@ -84,6 +85,10 @@ type prefetched struct {
 	encOf *state.Entry
 	taken bool
 	stop  context.CancelFunc
+	// computed is closed when no delta is being computed ahead any more;
+	// read counts the bytes of the new file its computation has read.
+	computed chan struct{}
+	read     atomic.Int64
 }
 
 // maxPrecomputed bounds one precomputed delta: a file that changed more
@@ -131,7 +136,7 @@ func (p *prefetcher) hashing(i int, path string, old, cur *state.Entry) {
 		return
 	}
 	pctx, stop := context.WithCancel(p.ctx)
-	pf := &prefetched{expect: old, done: make(chan struct{}), stop: stop}
+	pf := &prefetched{expect: old, done: make(chan struct{}), stop: stop, computed: make(chan struct{})}
 	p.sigs[key] = pf
 	p.held += sigBytes(old.Size)
 	p.mu.Unlock()
@@ -139,6 +144,7 @@ func (p *prefetcher) hashing(i int, path string, old, cur *state.Entry) {
 	go func() {
 		defer p.wg.Done()
 		defer stop()
+		defer close(pf.computed)
 		sigDone := false
 		defer func() {
 			if !sigDone {
@@ -190,7 +196,7 @@ func (p *prefetcher) precompute(ctx context.Context, pf *prefetched, i int, path
 	}
 	defer rc.Close()
 	w := &capWriter{max: maxPrecomputed}
-	if err := delta.WriteDelta(w, pf.sig, ctxReader{ctx, rc}); err != nil {
+	if err := delta.WriteDelta(w, pf.sig, ctxReader{ctx, rc, &pf.read}); err != nil {
 		return
 	}
 	p.mu.Lock()
@@ -202,17 +208,20 @@ func (p *prefetcher) precompute(ctx context.Context, pf *prefetched, i int, path
 	pf.enc, pf.encOf = w.buf.Bytes(), cur
 }
 
-// ctxReader reads from r until ctx ends.
+// ctxReader reads from r until ctx ends, counting the bytes in n.
 type ctxReader struct {
 	ctx context.Context
 	r   io.Reader
+	n   *atomic.Int64
 }
 
 func (c ctxReader) Read(b []byte) (int, error) {
 	if err := c.ctx.Err(); err != nil {
 		return 0, err
 	}
-	return c.r.Read(b)
+	k, err := c.r.Read(b)
+	c.n.Add(int64(k))
+	return k, err
 }
 
 // capWriter collects what is written up to max bytes, and fails beyond.
@@ -271,8 +280,20 @@ func (p *prefetcher) take(ctx context.Context, side reconcile.Side, path string,
 		p.mu.Unlock()
 		return nil, nil
 	}
-	// A delta still being computed is not waited for: streaming one
-	// from now on finishes sooner than waiting and then sending it.
+	// A delta still being computed is waited for only if it is past
+	// half the file: otherwise streaming one from now on finishes sooner
+	// than waiting and then sending it (the signature was computed, not
+	// kept, and came late).
+	select {
+	case <-pf.computed:
+	default:
+		if 2*pf.read.Load() >= src.Size {
+			select {
+			case <-pf.computed:
+			case <-ctx.Done():
+			}
+		}
+	}
 	p.mu.Lock()
 	pf.taken = true
 	enc, encOf := pf.enc, pf.encOf
