@@ -167,17 +167,25 @@ func TestPrecomputedDelta(t *testing.T) {
 	before := engine.PrecomputedDeltas()
 	// The transfer takes a precomputed delta only if it is ready (else it
 	// streams its own): wait for it here.
-	ctx := context.Background()
-	s, err := engine.Prepare(ctx, cfg(), nil)
-	if err != nil {
-		t.Fatal(err)
+	// syncAhead syncs once what was computed ahead is in, calling between
+	// before the transfers.
+	syncAhead := func(between func()) *engine.Result {
+		t.Helper()
+		ctx := context.Background()
+		s, err := engine.Prepare(ctx, cfg(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		s.WaitPrefetch()
+		between()
+		res, err := s.Execute(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
 	}
-	s.WaitPrefetch()
-	res, err := s.Execute(ctx, nil)
-	s.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := syncAhead(func() {})
 	if got := outcomes(res); len(got) != 1 || got[0] != "big.bin 1to2 done" {
 		t.Fatalf("outcomes %q, want big.bin 1to2 done", got)
 	}
@@ -194,21 +202,14 @@ func TestPrecomputedDelta(t *testing.T) {
 	copy(again[2<<20:], "a second edit")
 	p.write(1, "big.bin", string(again))
 	before = engine.PrecomputedDeltas()
-	s, err = engine.Prepare(ctx, cfg(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	s.WaitPrefetch() // the delta of the scanned version is computed
-	f, err := os.OpenFile(filepath.Join(p.root[1], "big.bin"), os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.WriteAt([]byte("late edit"), 100)
-	f.Close()
-	if res, err = s.Execute(ctx, nil); err != nil {
-		t.Fatal(err)
-	}
+	res = syncAhead(func() {
+		f, err := os.OpenFile(filepath.Join(p.root[1], "big.bin"), os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteAt([]byte("late edit"), 100)
+		f.Close()
+	})
 	if got := outcomes(res); len(got) != 1 || got[0] != "big.bin 1to2 failed" {
 		t.Fatalf("outcomes %q, want big.bin 1to2 failed", got)
 	}
