@@ -102,11 +102,7 @@ func (p *pair) signingConfig(ep **signingEndpoint, src **waitingEndpoint) engine
 // sides edited (a conflict, which sends nothing).
 func TestPrefetchedSignature(t *testing.T) {
 	p := newPair(t)
-	r := rand.New(rand.NewPCG(1, 2))
-	big := make([]byte, 3<<20)
-	for i := range big {
-		big[i] = byte(r.Uint32())
-	}
+	big := randomBytes(1, 2, 3<<20)
 	p.write(1, "big.bin", string(big))
 	p.write(1, "both.bin", string(big))
 	p.sync(p.config())
@@ -142,11 +138,7 @@ func TestPrefetchedSignature(t *testing.T) {
 // destination alone, as for a delta computed during the transfer.
 func TestPrecomputedDelta(t *testing.T) {
 	p := newPair(t)
-	r := rand.New(rand.NewPCG(3, 4))
-	big := make([]byte, 3<<20)
-	for i := range big {
-		big[i] = byte(r.Uint32())
-	}
+	big := randomBytes(3, 4, 3<<20)
 	p.write(1, "big.bin", string(big))
 	cfg := func() engine.Config {
 		cfg := p.config()
@@ -219,4 +211,14 @@ func TestPrecomputedDelta(t *testing.T) {
 	if p.tree(2)["big.bin"] != "file "+string(edited) {
 		t.Error("side 2 changed by a transfer whose source was edited after the scan")
 	}
+}
+
+// randomBytes returns n pseudo-random bytes from the seeds.
+func randomBytes(seed1, seed2 uint64, n int) []byte {
+	r := rand.New(rand.NewPCG(seed1, seed2))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
 }

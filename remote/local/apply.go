@@ -395,11 +395,9 @@ func (e *Endpoint) writeTemp(dirfd int, op remote.Op, content io.Reader) (st sta
 			return st, nil, changedErr(op.Path, "the old version for the delta is gone")
 		}
 		bf := scan.RawFile(basis)
-		rs, fromArchive := e.resigner(basis, op)
-		resign = rs
-		sigKept = fromArchive
+		resign, sigKept = e.resigner(basis, op)
 		cw := &countWriter{w: io.MultiWriter(f, h)}
-		err = delta.ApplyStreamResign(bf, content, cw, rs)
+		err = delta.ApplyStreamResign(bf, content, cw, resign)
 		bf.Close()
 		n = cw.n
 		if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -83,7 +84,7 @@ func TestKeptSignature(t *testing.T) {
 		if got == nil {
 			t.Fatal("no signature kept for the file a delta wrote")
 		}
-		if got.BlockSize != want.BlockSize || got.Size != want.Size || !equalBlocks(got.Blocks, want.Blocks) {
+		if got.BlockSize != want.BlockSize || got.Size != want.Size || !slices.Equal(got.Blocks, want.Blocks) {
 			t.Fatal("kept signature differs from the file's")
 		}
 	}
@@ -119,16 +120,4 @@ func TestKeptSignature(t *testing.T) {
 	}
 	sync(next, false, remote.ErrChanged)
 	sync(next, true, nil)
-}
-
-func equalBlocks(a, b []delta.Block) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
