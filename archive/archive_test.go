@@ -4,9 +4,11 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -349,4 +351,80 @@ func TestOpenOddPaths(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestMigrateDirsToRowid checks that migration 4 → 5 keeps every directory
+// record and leaves dirs a rowid table: as WITHOUT ROWID, a lookup read the
+// overflow pages of the records on its way down the b-tree.
+func TestMigrateDirsToRowid(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "ar.db")
+	d, err := Open(path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ups []Update
+	for i := range 300 {
+		dir := fmt.Sprintf("d%02d", i%30)
+		if i < 30 {
+			ups = append(ups, Update{Path: dir, Entry: &state.Entry{Kind: state.Dir, Mode: 0o755}})
+		}
+		ups = append(ups, Update{Path: fmt.Sprintf("%s/f%03d", dir, i), Entry: &state.Entry{Kind: state.File, Mode: 0o644, Size: int64(i), Hash: [32]byte{byte(i)}}})
+	}
+	if err := d.Apply(ctx, ups); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]Child{}
+	for _, dir := range []string{"", "d00", "d17", "d29"} {
+		if want[dir], err = d.ChildList(ctx, dir); err != nil || len(want[dir]) == 0 {
+			t.Fatalf("ChildList(%q) = %d entries, %v", dir, len(want[dir]), err)
+		}
+	}
+	d.Close()
+	// Turn it back into a version 4 archive.
+	execRaw(t, path,
+		"CREATE TABLE dirs_old (path BLOB PRIMARY KEY, children BLOB NOT NULL) WITHOUT ROWID",
+		"INSERT INTO dirs_old SELECT path, children FROM dirs",
+		"DROP TABLE dirs", "ALTER TABLE dirs_old RENAME TO dirs", "PRAGMA user_version = 4")
+	if ddl := tableSQL(t, path, "dirs"); !strings.Contains(ddl, "WITHOUT ROWID") {
+		t.Fatalf("setup: dirs is %s", ddl)
+	}
+	d, err = Open(path, false)
+	if err != nil {
+		t.Fatalf("Open version 4: %v", err)
+	}
+	defer d.Close()
+	for dir, w := range want {
+		got, err := d.ChildList(ctx, dir)
+		if err != nil || !reflect.DeepEqual(got, w) {
+			t.Errorf("after migration ChildList(%q) = %d entries (%v), want %d", dir, len(got), err, len(w))
+		}
+	}
+	if d.Count() != int64(len(ups)) {
+		t.Errorf("Count = %d, want %d", d.Count(), len(ups))
+	}
+	if ddl := tableSQL(t, path, "dirs"); strings.Contains(ddl, "WITHOUT ROWID") || !strings.Contains(ddl, "UNIQUE") {
+		t.Errorf("after migration dirs is %s", ddl)
+	}
+	// Writes still replace a directory's record in place.
+	if err := d.Apply(ctx, []Update{{Path: "d00/f000", Entry: nil}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := d.ChildList(ctx, "d00"); len(got) != len(want["d00"])-1 {
+		t.Errorf("after a removal d00 has %d entries, want %d", len(got), len(want["d00"])-1)
+	}
+}
+
+func tableSQL(t *testing.T, path, table string) string {
+	t.Helper()
+	sdb, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sdb.Close()
+	var ddl string
+	if err := sdb.QueryRow("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", table).Scan(&ddl); err != nil {
+		t.Fatal(err)
+	}
+	return ddl
 }
