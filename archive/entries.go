@@ -32,12 +32,24 @@ func (d *DB) ChildList(ctx context.Context, dir string) ([]Child, error) {
 		return nil, d.wrap("read", err)
 	}
 	defer rows.Close()
-	var list []Child
+	var chunks [][]byte
 	for rows.Next() {
 		var blob []byte
 		if err := rows.Scan(&blob); err != nil {
 			return nil, d.wrap("read", err)
 		}
+		chunks = append(chunks, blob)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, d.wrap("read", err)
+	}
+	return d.decodeChunks(dir, chunks)
+}
+
+// decodeChunks joins the decoded chunks of dir (nil when none).
+func (d *DB) decodeChunks(dir string, chunks [][]byte) ([]Child, error) {
+	var list []Child
+	for _, blob := range chunks {
 		part, err := unpackList(blob)
 		if err != nil {
 			return nil, d.damaged(dir, err)
@@ -50,9 +62,6 @@ func (d *DB) ChildList(ctx context.Context, dir string) ([]Child, error) {
 		} else {
 			list = append(list, part...)
 		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, d.wrap("read", err)
 	}
 	if len(list) == 0 {
 		return nil, nil

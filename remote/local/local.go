@@ -267,7 +267,14 @@ func (e *Endpoint) archiveOrNil() scan.Archive {
 
 // Scan walks the root against the archive.
 func (e *Endpoint) Scan(ctx context.Context, req remote.ScanRequest, progress func(remote.ScanProgress)) (remote.ScanReply, error) {
-	res, err := scan.Scan(ctx, e.root, "", e.archiveOrNil(), scan.Options{Ignore: e.ignore, Progress: progress, LazyNew: true, Hashing: req.Hashing})
+	// The whole tree is scanned: read the archive in one pass alongside.
+	arch := e.archiveOrNil()
+	if e.db != nil {
+		snap := e.db.Preload(ctx)
+		defer snap.Close()
+		arch = snap
+	}
+	res, err := scan.Scan(ctx, e.root, "", arch, scan.Options{Ignore: e.ignore, Progress: progress, LazyNew: true, Hashing: req.Hashing})
 	if err != nil {
 		return remote.ScanReply{}, fatalf("scan %s: %v", e.root, err)
 	}

@@ -1,0 +1,74 @@
+package archive
+
+import (
+	"context"
+	"math/rand/v2"
+	"reflect"
+	"testing"
+)
+
+// TestSnapshot checks that a preloaded snapshot answers ChildList exactly
+// as the database does, chunked directories included, and that an archive
+// over the limit is answered from the database.
+func TestSnapshot(t *testing.T) {
+	smallChunks(t)
+	ctx := context.Background()
+	dirs := []string{"", "d", "d/e", "f", "absent", "d/absent"}
+	for _, limit := range []int{1 << 20, 3} {
+		saved := preloadMax
+		preloadMax = limit
+		r := rand.New(rand.NewPCG(7, uint64(limit)))
+		d := openTemp(t)
+		m := model{}
+		for round := 0; round < 10; round++ {
+			if err := d.Apply(ctx, chunkedUpdates(r, m, 1+r.IntN(30))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if rowCount(t, d) <= 4 {
+			t.Fatalf("%d rows: no directory was split into chunks", rowCount(t, d))
+		}
+		s := d.Preload(ctx)
+		if got, want := s.Wait(), limit > len(m); got != want {
+			t.Errorf("limit %d, %d entries: snapshot loaded = %v, want %v", limit, len(m), got, want)
+		}
+		for _, dir := range dirs {
+			got, err := s.ChildList(ctx, dir)
+			if err != nil {
+				t.Fatalf("snapshot ChildList(%q): %v", dir, err)
+			}
+			want, err := d.ChildList(ctx, dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("limit %d: snapshot ChildList(%q) = %d entries, database %d", limit, dir, len(got), len(want))
+			}
+		}
+		s.Close()
+		preloadMax = saved
+	}
+}
+
+// TestSnapshotDamaged checks that a damaged record read through a
+// snapshot is reported like one read from the database.
+func TestSnapshotDamaged(t *testing.T) {
+	ctx := context.Background()
+	d := openTemp(t)
+	if err := d.Apply(ctx, []Update{{"a", dirE()}, {"a/f", fileE(1, 1)}, {"b", fileE(2, 2)}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.db.Exec("UPDATE dirs SET children = x'05ff' WHERE path = ?", []byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	s := d.Preload(ctx)
+	defer s.Close()
+	if !s.Wait() {
+		t.Fatal("snapshot not loaded")
+	}
+	if list, err := s.ChildList(ctx, ""); err != nil || len(list) != 2 {
+		t.Errorf("ChildList(root) = %d entries, %v", len(list), err)
+	}
+	_, err := s.ChildList(ctx, "a")
+	corruptErr(t, "snapshot ChildList", err, d.Path())
+}
