@@ -213,6 +213,9 @@ func (c *Client) connect(ctx context.Context, via *ssh.Client, hc *hostConfig, n
 	if via == nil {
 		var d net.Dialer
 		conn, err = d.DialContext(dctx, "tcp", hc.addr())
+		if err == nil {
+			conn = withQuickAck(conn)
+		}
 	} else {
 		conn, err = via.DialContext(dctx, "tcp", hc.addr())
 	}
