@@ -26,6 +26,15 @@ func (d *DB) Children(ctx context.Context, dir string) (map[string]*state.Entry,
 // ChildList returns the archived entries directly inside dir, sorted by
 // name (nil when none).
 func (d *DB) ChildList(ctx context.Context, dir string) ([]Child, error) {
+	c, err := d.Cursor(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	return c.list()
+}
+
+// chunks returns the records of dir, in key order.
+func (d *DB) chunks(ctx context.Context, dir string) ([][]byte, error) {
 	lo, hi := dirRange(dir)
 	rows, err := d.childStmt.QueryContext(ctx, lo, hi)
 	if err != nil {
@@ -43,30 +52,7 @@ func (d *DB) ChildList(ctx context.Context, dir string) ([]Child, error) {
 	if err := rows.Err(); err != nil {
 		return nil, d.wrap("read", err)
 	}
-	return d.decodeChunks(dir, chunks)
-}
-
-// decodeChunks joins the decoded chunks of dir (nil when none).
-func (d *DB) decodeChunks(dir string, chunks [][]byte) ([]Child, error) {
-	var list []Child
-	for _, blob := range chunks {
-		part, err := unpackList(blob)
-		if err != nil {
-			return nil, d.damaged(dir, err)
-		}
-		if len(list) > 0 && len(part) > 0 && part[0].Name <= list[len(list)-1].Name {
-			return nil, d.damaged(dir, fmt.Errorf("%w: chunks out of order", errPacked))
-		}
-		if list == nil {
-			list = part
-		} else {
-			list = append(list, part...)
-		}
-	}
-	if len(list) == 0 {
-		return nil, nil
-	}
-	return list, nil
+	return chunks, nil
 }
 
 func (d *DB) damaged(dir string, err error) error {

@@ -126,52 +126,89 @@ func unpackDir(b []byte, fn func(name string, e *state.Entry)) (int, error) {
 // decodeDir decodes a directory record, calling fn with the bounds of each
 // name in b and the entry (reused between calls: copy it to keep it).
 func decodeDir(b []byte, fn func(start, end int, e *state.Entry)) (int, error) {
-	u := &unpacker{b: b}
-	count := u.uvarint()
-	if u.err != nil || count > maxPackedEntries || count > uint64(len(b)) {
-		return 0, fmt.Errorf("%w: bad entry count", errPacked)
+	var dec dirDecoder
+	if err := dec.init(b); err != nil {
+		return 0, err
 	}
-	var prev []byte
+	n := 0
 	var e state.Entry
-	for i := uint64(0); i < count; i++ {
-		nlen := u.uvarint()
-		start := len(b) - len(u.b)
-		name := u.bytes(nlen)
-		kind := u.bytes(1)
-		if u.err != nil {
-			return 0, u.err
+	for {
+		start, end, done, err := dec.next(&e)
+		if err != nil {
+			return 0, err
 		}
-		e = state.Entry{Kind: state.Kind(kind[0])}
-		if e.Kind != state.File && e.Kind != state.Dir && e.Kind != state.Symlink {
-			return 0, fmt.Errorf("%w: bad kind %d", errPacked, kind[0])
+		if done {
+			return n, nil
 		}
-		e.Mode = uint32(u.uvarint())
-		e.Size = int64(u.uvarint())
-		e.MTime = u.varint()
-		e.CTime = u.varint()
-		e.Ino = u.uvarint()
-		if e.Kind != state.Dir {
-			copy(e.Hash[:], u.bytes(32))
-		}
-		if e.Kind == state.Symlink {
-			e.Target = string(u.bytes(u.uvarint()))
-		}
-		if u.err != nil {
-			return 0, u.err
-		}
-		if len(name) == 0 || string(name) == "." || string(name) == ".." || bytes.IndexByte(name, '/') >= 0 || bytes.IndexByte(name, 0) >= 0 {
-			return 0, fmt.Errorf("%w: bad name %q", errPacked, name)
-		}
-		if i > 0 && bytes.Compare(name, prev) <= 0 {
-			return 0, fmt.Errorf("%w: names out of order or repeated", errPacked)
-		}
-		prev = name
-		fn(start, start+len(name), &e)
+		fn(start, end, &e)
+		n++
 	}
-	if len(u.b) != 0 {
-		return 0, fmt.Errorf("%w: trailing bytes", errPacked)
+}
+
+// dirDecoder decodes a directory record one entry at a time, checking it
+// as it goes: it never panics on damaged input.
+type dirDecoder struct {
+	b    []byte
+	u    unpacker
+	left uint64 // entries not decoded yet
+	prev []byte // the name decoded last
+}
+
+// init starts decoding the record b.
+func (d *dirDecoder) init(b []byte) error {
+	*d = dirDecoder{b: b, u: unpacker{b: b}}
+	count := d.u.uvarint()
+	if d.u.err != nil || count > maxPackedEntries || count > uint64(len(b)) {
+		return fmt.Errorf("%w: bad entry count", errPacked)
 	}
-	return int(count), nil
+	d.left = count
+	return nil
+}
+
+// next decodes the next entry into e and returns the bounds of its name in
+// the record; done is set, and nothing decoded, after the last entry.
+func (d *dirDecoder) next(e *state.Entry) (start, end int, done bool, err error) {
+	u := &d.u
+	if d.left == 0 {
+		if len(u.b) != 0 {
+			return 0, 0, false, fmt.Errorf("%w: trailing bytes", errPacked)
+		}
+		return 0, 0, true, nil
+	}
+	d.left--
+	nlen := u.uvarint()
+	start = len(d.b) - len(u.b)
+	name := u.bytes(nlen)
+	kind := u.bytes(1)
+	if u.err != nil {
+		return 0, 0, false, u.err
+	}
+	*e = state.Entry{Kind: state.Kind(kind[0])}
+	if e.Kind != state.File && e.Kind != state.Dir && e.Kind != state.Symlink {
+		return 0, 0, false, fmt.Errorf("%w: bad kind %d", errPacked, kind[0])
+	}
+	e.Mode = uint32(u.uvarint())
+	e.Size = int64(u.uvarint())
+	e.MTime = u.varint()
+	e.CTime = u.varint()
+	e.Ino = u.uvarint()
+	if e.Kind != state.Dir {
+		copy(e.Hash[:], u.bytes(32))
+	}
+	if e.Kind == state.Symlink {
+		e.Target = string(u.bytes(u.uvarint()))
+	}
+	if u.err != nil {
+		return 0, 0, false, u.err
+	}
+	if len(name) == 0 || string(name) == "." || string(name) == ".." || bytes.IndexByte(name, '/') >= 0 || bytes.IndexByte(name, 0) >= 0 {
+		return 0, 0, false, fmt.Errorf("%w: bad name %q", errPacked, name)
+	}
+	if d.prev != nil && bytes.Compare(name, d.prev) <= 0 {
+		return 0, 0, false, fmt.Errorf("%w: names out of order or repeated", errPacked)
+	}
+	d.prev = name
+	return start, start + len(name), false, nil
 }
 
 // packedCount returns the entry count of a record without decoding it.
@@ -187,23 +224,4 @@ func packedCount(b []byte) (int64, error) {
 type Child struct {
 	Name  string
 	Entry state.Entry
-}
-
-// unpackList decodes a directory record into a name-sorted slice with one
-// allocation for the entries and one for all the names: the scanner calls
-// it once per directory of the tree, on its hot path.
-func unpackList(b []byte) ([]Child, error) {
-	n, err := packedCount(b)
-	if err != nil {
-		return nil, err
-	}
-	names := string(b) // one copy; each name is a slice of it
-	out := make([]Child, 0, min(n, int64(len(b))))
-	_, err = decodeDir(b, func(start, end int, e *state.Entry) {
-		out = append(out, Child{Name: names[start:end], Entry: *e})
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
 }

@@ -25,9 +25,9 @@ import (
 // Archive is what the scanner needs from an archive. A nil Archive is an
 // empty one (a first sync).
 type Archive interface {
-	// ChildList returns the archived entries directly inside dir, sorted
-	// by name.
-	ChildList(ctx context.Context, dir string) ([]archive.Child, error)
+	// Cursor returns a cursor over the archived entries directly inside
+	// dir, in name order.
+	Cursor(ctx context.Context, dir string) (archive.Cursor, error)
 	CountBelow(ctx context.Context, p string) (int64, error)
 }
 
@@ -314,15 +314,21 @@ func (s *scanner) scanTop(p string) error {
 	}
 	var old *state.Entry
 	if s.arch != nil {
-		list, err := s.arch.ChildList(s.ctx, state.Parent(p))
+		c, err := s.arch.Cursor(s.ctx, state.Parent(p))
 		if err != nil {
 			unix.Close(parent)
 			return err
 		}
-		for i := range list {
-			if list[i].Name == state.Base(p) {
-				old = &list[i].Entry
+		for c.Next() {
+			if string(c.Name()) == state.Base(p) {
+				e := c.Entry
+				old = &e
+				break
 			}
+		}
+		if err := c.Err(); err != nil {
+			unix.Close(parent)
+			return err
 		}
 	}
 	s.handleName(parent, state.Parent(p), splitPath(state.Parent(p)), state.Base(p), old, nil)
@@ -367,36 +373,48 @@ func (s *scanner) scanDir(j dirJob) {
 		s.problem(j.path, fmt.Errorf("cannot list directory: %w", err), false)
 		return
 	}
-	var old []archive.Child
+	var old archive.Cursor
 	if s.arch != nil {
-		if old, err = s.arch.ChildList(s.ctx, j.path); err != nil {
+		if old, err = s.arch.Cursor(s.ctx, j.path); err != nil {
 			closeDir()
 			s.fatal(err)
 			return
 		}
 	}
-	// Merge the sorted names on disk with the sorted archived names.
+	// Merge the sorted names on disk with the sorted archived names. The
+	// archived entry is copied only when the file changed.
 	var pending sync.WaitGroup
 	var seen int64
-	k := 0
+	more := old.Next()
 	for _, name := range names {
-		for k < len(old) && old[k].Name < name {
-			s.gone(j, &old[k])
-			k++
+		for more && string(old.Name()) < name {
+			s.gone(j, string(old.Name()), old.Entry)
+			more = old.Next()
 		}
 		var o *state.Entry
-		if k < len(old) && old[k].Name == name {
-			o = &old[k].Entry
-			k++
+		matched := more && string(old.Name()) == name
+		if matched {
+			o = &old.Entry
 		}
 		if s.unchanged(fd, name, o) {
 			seen++
-			continue
+		} else {
+			if matched {
+				e := old.Entry
+				o = &e
+			}
+			s.handleName(fd, j.path, j.components, name, o, &pending)
 		}
-		s.handleName(fd, j.path, j.components, name, o, &pending)
+		if matched {
+			more = old.Next()
+		}
 	}
-	for ; k < len(old); k++ {
-		s.gone(j, &old[k])
+	for more {
+		s.gone(j, string(old.Name()), old.Entry)
+		more = old.Next()
+	}
+	if err := old.Err(); err != nil {
+		s.fatal(err)
 	}
 	s.entries.Add(seen)
 	// The directory fd must stay open until its files are hashed.
@@ -408,12 +426,11 @@ func (s *scanner) scanDir(j dirJob) {
 
 // gone reports an archived name no longer on disk as deleted, unless it is
 // ignored.
-func (s *scanner) gone(j dirJob, c *archive.Child) {
-	o := c.Entry
-	if s.opts.Ignore.Active() && s.opts.Ignore.Match(append(append([]string(nil), j.components...), c.Name), o.Kind == state.Dir) {
+func (s *scanner) gone(j dirJob, name string, o state.Entry) {
+	if s.opts.Ignore.Active() && s.opts.Ignore.Match(append(append([]string(nil), j.components...), name), o.Kind == state.Dir) {
 		return
 	}
-	s.change(remote.Change{Path: state.Join(j.path, c.Name), Old: &o})
+	s.change(remote.Change{Path: state.Join(j.path, name), Old: &o})
 }
 
 // unchanged is the scan's fast path: a file whose lstat data match its

@@ -28,15 +28,14 @@ import (
 // memArchive is an in-memory Archive: path → entry.
 type memArchive map[string]*state.Entry
 
-func (m memArchive) ChildList(_ context.Context, dir string) ([]archive.Child, error) {
+func (m memArchive) Cursor(_ context.Context, dir string) (archive.Cursor, error) {
 	var out []archive.Child
 	for p, e := range m {
 		if p != "" && state.Parent(p) == dir {
 			out = append(out, archive.Child{Name: state.Base(p), Entry: *e})
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out, nil
+	return archive.CursorOf(out), nil
 }
 
 func (m memArchive) CountBelow(_ context.Context, p string) (int64, error) {
