@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"runtime"
 	"sort"
 	"sync"
@@ -145,12 +144,13 @@ func Scan(ctx context.Context, root, sub string, arch Archive, opts Options) (*R
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			sc := newDirScratch()
 			for {
 				j, ok := s.dirs.pop()
 				if !ok {
 					return
 				}
-				s.scanDir(j)
+				s.scanDir(j, sc)
 				s.dirs.done()
 			}
 		}()
@@ -342,7 +342,7 @@ type dirJob struct {
 	components []string
 }
 
-func (s *scanner) scanDir(j dirJob) {
+func (s *scanner) scanDir(j dirJob, sc *dirScratch) {
 	if s.ctx.Err() != nil {
 		return
 	}
@@ -367,7 +367,7 @@ func (s *scanner) scanDir(j dirJob) {
 		unix.Close(fd)
 		<-s.open
 	}
-	names, err := readNames(fd)
+	names, err := readNames(fd, sc)
 	if err != nil {
 		closeDir()
 		s.problem(j.path, fmt.Errorf("cannot list directory: %w", err), false)
@@ -383,7 +383,7 @@ func (s *scanner) scanDir(j dirJob) {
 	}
 	// Merge the sorted names on disk with the sorted archived names. The
 	// archived entry is copied only when the file changed.
-	var pending sync.WaitGroup
+	var pending dirPending
 	var seen int64
 	more := old.Next()
 	for _, name := range names {
@@ -396,7 +396,7 @@ func (s *scanner) scanDir(j dirJob) {
 		if matched {
 			o = &old.Entry
 		}
-		if s.unchanged(fd, name, o) {
+		if s.unchanged(sc, fd, name, o) {
 			seen++
 		} else {
 			if matched {
@@ -418,10 +418,20 @@ func (s *scanner) scanDir(j dirJob) {
 	}
 	s.entries.Add(seen)
 	// The directory fd must stay open until its files are hashed.
+	if pending.queued == 0 {
+		closeDir()
+		return
+	}
 	go func() {
 		pending.Wait()
 		closeDir()
 	}()
+}
+
+// dirPending counts the files of one directory sent to the hashers.
+type dirPending struct {
+	sync.WaitGroup
+	queued int // files sent (only the directory's worker touches it)
 }
 
 // gone reports an archived name no longer on disk as deleted, unless it is
@@ -436,12 +446,13 @@ func (s *scanner) gone(j dirJob, name string, o state.Entry) {
 // unchanged is the scan's fast path: a file whose lstat data match its
 // archived entry exactly is unchanged, and nothing about it is allocated or
 // reported (the common case of every file in a no-change sync).
-func (s *scanner) unchanged(dirfd int, name string, old *state.Entry) bool {
+func (s *scanner) unchanged(sc *dirScratch, dirfd int, name string, old *state.Entry) bool {
 	if old == nil || old.Kind != state.File || s.opts.All || IsTemp(name) {
 		return false
 	}
 	var st unix.Stat_t
-	if unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil {
+	var err error
+	if sc.nb, err = lstatAt(dirfd, name, &st, sc.nb); err != nil {
 		return false
 	}
 	return st.Mode&unix.S_IFMT == unix.S_IFREG && st.Size == old.Size && st.Mtim.Nano() == old.MTime &&
@@ -449,7 +460,7 @@ func (s *scanner) unchanged(dirfd int, name string, old *state.Entry) bool {
 }
 
 // handleName examines one name in directory dirPath (open as dirfd).
-func (s *scanner) handleName(dirfd int, dirPath string, components []string, name string, old *state.Entry, pending *sync.WaitGroup) {
+func (s *scanner) handleName(dirfd int, dirPath string, components []string, name string, old *state.Entry, pending *dirPending) {
 	p := state.Join(dirPath, name)
 	if IsTemp(name) {
 		s.mu.Lock()
@@ -513,6 +524,7 @@ func (s *scanner) handleName(dirfd int, dirPath string, components []string, nam
 		}
 		if pending != nil {
 			pending.Add(1)
+			pending.queued++
 		}
 		s.hashWG.Add(1)
 		s.hashCh <- hashJob{path: p, dirfd: dirfd, name: name, old: old, done: func() {
@@ -657,21 +669,6 @@ func readlinkat(dirfd int, name string) (string, error) {
 
 // Readlinkat returns the target of the symlink name in dirfd.
 func Readlinkat(dirfd int, name string) (string, error) { return readlinkat(dirfd, name) }
-
-func readNames(fd int) ([]string, error) {
-	dup, err := unix.Dup(fd)
-	if err != nil {
-		return nil, err
-	}
-	f := os.NewFile(uintptr(dup), "dir")
-	defer f.Close()
-	names, err := f.Readdirnames(-1)
-	if err != nil {
-		return nil, err
-	}
-	sort.Strings(names)
-	return names, nil
-}
 
 // OpenDir opens the directory rel below root without following any symlink
 // on the way, so a path can never lead outside the root. It returns a file
