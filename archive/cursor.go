@@ -14,7 +14,7 @@ import (
 // compares each name on disk with the cursor's and keeps an entry only
 // when something changed: decoding whole directories into []Child
 // allocated 20 MB for a no-change scan of 100,000 files, and the scan
-// spent 8% of its time on that memory.
+// spent about 5% of its CPU time decoding and copying them.
 //
 //	c, err := db.Cursor(ctx, dir)
 //	for c.Next() {
