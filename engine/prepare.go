@@ -166,6 +166,7 @@ func (s *Session) connect(ctx context.Context) error {
 	s.agree = s.open[1].Digest == s.open[2].Digest && s.open[1].PairID == s.open[2].PairID
 	if sp := s.spec; sp != nil {
 		sp.decide(nil)
+		sp.widen()
 	}
 	s.rememberPeers()
 	return nil

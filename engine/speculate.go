@@ -40,6 +40,16 @@ type speculation struct {
 
 	verdict    chan error // receives one value: nil to go on, or why not
 	decideOnce sync.Once
+
+	// narrow keeps the scan to fewer workers than processors until the
+	// other side is connected and its archive open (remote.ScanRequest.Narrow).
+	narrow     chan struct{}
+	narrowOnce sync.Once
+}
+
+// widen lets the speculative scan use every worker.
+func (sp *speculation) widen() {
+	sp.narrowOnce.Do(func() { close(sp.narrow) })
 }
 
 // errAbandoned ends a speculative scan whose guess was not confirmed.
@@ -75,10 +85,12 @@ func (s *Session) speculate(ctx context.Context, i int) {
 		return
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	sp := &speculation{side: i, peer: peer, cancel: cancel, opened: make(chan struct{}), done: make(chan struct{}), verdict: make(chan error, 1)}
+	sp := &speculation{side: i, peer: peer, cancel: cancel, opened: make(chan struct{}), done: make(chan struct{}),
+		verdict: make(chan error, 1), narrow: make(chan struct{})}
 	s.spec = sp
 	req := s.scanRequest(i)
 	req.Proceed = sp.proceed
+	req.Narrow = sp.narrow
 	go func() {
 		defer close(sp.done)
 		sp.open, sp.openErr = ep.Open(ctx, s.openRequest(i, peer))
@@ -101,6 +113,7 @@ func (s *Session) abandon(err error) {
 	}
 	s.spec = nil
 	sp.decide(err)
+	sp.widen()
 	sp.cancel()
 	<-sp.done
 }

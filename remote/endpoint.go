@@ -127,6 +127,13 @@ type ScanRequest struct {
 	// The engine uses it to scan a local side while still connecting to
 	// the other, on a guess the connection must confirm first.
 	Proceed func(ctx context.Context) error
+	// Narrow, if set, has a local endpoint's scan read directories with
+	// fewer workers than processors until the channel is closed, so that
+	// a processor stays free for the connection to the other side (the
+	// Go runtime looks for network events only when a processor has
+	// nothing else to run, or every 10 ms). The engine sets it while the
+	// remote side of a speculative scan connects.
+	Narrow <-chan struct{}
 }
 
 // HashingMin is the size (before and now) from which a scan over the wire

@@ -274,7 +274,7 @@ func (e *Endpoint) Scan(ctx context.Context, req remote.ScanRequest, progress fu
 		defer snap.Close()
 		arch = snap
 	}
-	res, err := scan.Scan(ctx, e.root, "", arch, scan.Options{Ignore: e.ignore, Progress: progress, LazyNew: true, Hashing: req.Hashing})
+	res, err := scan.Scan(ctx, e.root, "", arch, scan.Options{Ignore: e.ignore, Progress: progress, LazyNew: true, Hashing: req.Hashing, Narrow: req.Narrow})
 	if err != nil {
 		return remote.ScanReply{}, fatalf("scan %s: %v", e.root, err)
 	}
