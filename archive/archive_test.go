@@ -27,14 +27,21 @@ func openTemp(t *testing.T) *DB {
 
 func userVersion(t *testing.T, path string) int {
 	t.Helper()
+	return queryOne[int](t, path, "PRAGMA user_version")
+}
+
+// queryOne returns the one value query yields on the database at path,
+// opened apart from any DB.
+func queryOne[T any](t *testing.T, path, query string, args ...any) T {
+	t.Helper()
 	sdb, err := sql.Open("sqlite", "file:"+path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sdb.Close()
-	var v int
-	if err := sdb.QueryRow("PRAGMA user_version").Scan(&v); err != nil {
-		t.Fatal(err)
+	var v T
+	if err := sdb.QueryRow(query, args...).Scan(&v); err != nil {
+		t.Fatalf("%s: %v", query, err)
 	}
 	return v
 }
@@ -417,14 +424,5 @@ func TestMigrateDirsToRowid(t *testing.T) {
 
 func tableSQL(t *testing.T, path, table string) string {
 	t.Helper()
-	sdb, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sdb.Close()
-	var ddl string
-	if err := sdb.QueryRow("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", table).Scan(&ddl); err != nil {
-		t.Fatal(err)
-	}
-	return ddl
+	return queryOne[string](t, path, "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", table)
 }
