@@ -113,8 +113,41 @@ type executor struct {
 	mem   *semaphore.Weighted
 	bytes atomic.Int64
 	// finalDirs holds directories created with extra owner permissions
-	// that get their real mode once everything below them is written.
+	// that get their real mode once everything below them is written
+	// (parents before their children; guarded by mu).
 	finalDirs []finalDir
+	// creating holds the directories being created, by path (guarded by
+	// mu); mkdirs counts their goroutines.
+	creating map[string]*dirWait
+	mkdirs   sync.WaitGroup
+}
+
+// dirWait is a directory being created on the destination: what goes
+// inside it waits for it. Creating directories one after another in the
+// dispatching goroutine made a first sync over SSH wait for a round trip
+// per directory, behind the files already in flight on the same link: 5.9
+// s of a 7.1 s first sync of 100,000 files in 1,000 directories, with the
+// transfer workers idle for want of work.
+type dirWait struct {
+	done chan struct{}
+	err  error // set before done is closed
+}
+
+// parentWait returns the creation of p's parent, if this run creates it.
+func (x *executor) parentWait(p string) *dirWait {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.creating[state.Parent(p)]
+}
+
+// wait waits for the directory's creation and returns its error (nil
+// for a nil dirWait).
+func (w *dirWait) wait() error {
+	if w == nil {
+		return nil
+	}
+	<-w.done
+	return w.err
 }
 
 type finalDir struct {
@@ -191,6 +224,7 @@ func (s *Session) Execute(ctx context.Context, progress func(Progress)) (*Result
 		}
 		close(x.jobs)
 		x.workers.Wait()
+		x.mkdirs.Wait()
 		x.finishDirs()
 		stop()
 	} else {
@@ -392,31 +426,65 @@ func (x *executor) item(it *reconcile.Item) {
 // place makes path p on side D like src (from side S), replacing dst. A
 // directory is created empty; its contents are placed by subtree.
 func (x *executor) place(t *tracker, S, D reconcile.Side, p string, src, dst *state.Entry) {
+	parent := x.parentWait(p)
 	switch {
 	case src == nil:
-		x.structural(t, S, D, remote.Op{Kind: remote.OpRemove, Path: p, Expect: dst}, nil)
+		x.structural(t, S, D, remote.Op{Kind: remote.OpRemove, Path: p, Expect: dst}, nil, parent)
 	case dst != nil && dst.Kind == src.Kind && state.SameContent(src, dst):
-		x.structural(t, S, D, remote.Op{Kind: remote.OpSetMeta, Path: p, Expect: dst, New: src}, src)
+		x.structural(t, S, D, remote.Op{Kind: remote.OpSetMeta, Path: p, Expect: dst, New: src}, src, parent)
 	case src.Kind == state.File:
 		x.add(t)
-		x.jobs <- func() { x.put(t, S, D, p, src, dst) }
+		x.jobs <- func() {
+			if err := parent.wait(); err != nil {
+				x.done(t, err)
+				return
+			}
+			x.put(t, S, D, p, src, dst)
+		}
 	case src.Kind == state.Symlink:
-		x.structural(t, S, D, remote.Op{Kind: remote.OpSymlink, Path: p, Expect: dst, New: src}, src)
+		x.structural(t, S, D, remote.Op{Kind: remote.OpSymlink, Path: p, Expect: dst, New: src}, src, parent)
 	case src.Kind == state.Dir:
+		x.mkdir(t, S, D, p, src, dst, parent)
+	}
+}
+
+// mkdir creates directory p on side D like src, in a goroutine of its own
+// once its parent exists: the dispatcher goes on placing what lies below,
+// which waits for it (see dirWait).
+func (x *executor) mkdir(t *tracker, S, D reconcile.Side, p string, src, dst *state.Entry, parent *dirWait) {
+	w := &dirWait{done: make(chan struct{})}
+	x.mu.Lock()
+	if x.creating == nil {
+		x.creating = map[string]*dirWait{}
+	}
+	x.creating[p] = w
+	x.mu.Unlock()
+	x.add(t)
+	x.mkdirs.Add(1)
+	go func() {
+		defer x.mkdirs.Done()
+		defer close(w.done)
+		if w.err = parent.wait(); w.err != nil {
+			x.done(t, w.err)
+			return
+		}
 		ent, err := x.apply(D, remote.Op{Kind: remote.OpMkdir, Path: p, Expect: dst, New: src})
 		if err != nil {
-			x.add(t)
+			w.err = err
 			x.done(t, err)
 			return
 		}
 		if ent.Mode&state.PermMask != src.Mode&state.PermMask {
+			// finishDirs sets the mode and finishes the operation.
+			x.mu.Lock()
 			x.finalDirs = append(x.finalDirs, finalDir{tr: t, side: D, path: p, want: src, have: ent, src: src})
-			x.add(t)
+			x.mu.Unlock()
 			return
 		}
 		x.commit(D, p, ent)
 		x.commit(S, p, src)
-	}
+		x.done(t, nil)
+	}()
 }
 
 // subtree places everything below a directory that the item creates.
@@ -457,9 +525,14 @@ func (x *executor) apply(D reconcile.Side, op remote.Op) (*state.Entry, error) {
 	return x.s.ep[D].Apply(x.ctx, op, nil)
 }
 
-// structural applies a synchronous operation and records it.
-func (x *executor) structural(t *tracker, S, D reconcile.Side, op remote.Op, src *state.Entry) {
+// structural applies a synchronous operation and records it, once the
+// directory it goes into exists.
+func (x *executor) structural(t *tracker, S, D reconcile.Side, op remote.Op, src *state.Entry, parent *dirWait) {
 	x.add(t)
+	if err := parent.wait(); err != nil {
+		x.done(t, err)
+		return
+	}
 	ent, err := x.apply(D, op)
 	if err == nil {
 		x.commit(D, op.Path, ent)
