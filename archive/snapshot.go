@@ -156,9 +156,9 @@ func (s *Snapshot) Close() {
 	s.recs = nil
 }
 
-// Wait waits for the preload to finish and reports whether it holds the
+// loaded waits for the preload to finish and reports whether it holds the
 // records (for tests).
-func (s *Snapshot) Wait() bool {
+func (s *Snapshot) loaded() bool {
 	<-s.done
 	return s.ready.Load()
 }

@@ -29,7 +29,7 @@ func TestSnapshot(t *testing.T) {
 			t.Fatalf("%d rows: no directory was split into chunks", rowCount(t, d))
 		}
 		s := d.Preload(ctx)
-		if got, want := s.Wait(), limit > len(m); got != want {
+		if got, want := s.loaded(), limit > len(m); got != want {
 			t.Errorf("limit %d, %d entries: snapshot loaded = %v, want %v", limit, len(m), got, want)
 		}
 		for _, dir := range dirs {
@@ -63,7 +63,7 @@ func TestSnapshotDamaged(t *testing.T) {
 	}
 	s := d.Preload(ctx)
 	defer s.Close()
-	if !s.Wait() {
+	if !s.loaded() {
 		t.Fatal("snapshot not loaded")
 	}
 	if list, err := collect(s.Cursor(ctx, "")); err != nil || len(list) != 2 {
