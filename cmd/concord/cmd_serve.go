@@ -32,7 +32,9 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	// lock released), not kill the process with SIGPIPE as Go does by
 	// default for a broken standard output.
 	signal.Ignore(syscall.SIGPIPE)
-	ep := local.New(args[0], local.Options{Version: Version})
+	// The far side of a remote pair: large files it receives whole may
+	// get deltas later, so it keeps their signatures.
+	ep := local.New(args[0], local.Options{Version: Version, KeepSigs: true})
 	defer ep.Close()
 	if err := wire.Serve(ctx, stdio{e.stdin, e.stdout}, ep); err != nil {
 		fmt.Fprintf(e.stderr, "concord serve: %v\n", err)

@@ -32,9 +32,21 @@ func (d *dialer) Dial(ctx context.Context, root string) (remote.Endpoint, error)
 		return nil, engine.Fatal("%v", err)
 	}
 	if r.Local {
-		return local.New(r.Path, local.Options{Version: Version}), nil
+		return local.New(r.Path, local.Options{Version: Version, KeepSigs: d.remotePair()}), nil
 	}
 	return d.dialRemote(ctx, r)
+}
+
+// remotePair reports whether a root of the profile is on another host:
+// then deltas may be sent, and the local endpoint keeps the signatures of
+// the large files it receives whole.
+func (d *dialer) remotePair() bool {
+	for _, root := range d.prof.Roots {
+		if r, err := remote.ParseRoot(root); err == nil && !r.Local {
+			return true
+		}
+	}
+	return false
 }
 
 // Close closes every connection opened.

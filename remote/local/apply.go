@@ -14,6 +14,7 @@ import (
 	"github.com/zeebo/blake3"
 	"golang.org/x/sys/unix"
 
+	"github.com/concord-sync/concord/archive"
 	"github.com/concord-sync/concord/archive/scan"
 	"github.com/concord-sync/concord/archive/state"
 	"github.com/concord-sync/concord/internal/bufpool"
@@ -389,6 +390,16 @@ func (e *Endpoint) writeTemp(dirfd int, op remote.Op, content io.Reader) (st sta
 	var n int64
 	var resign *delta.Resigner
 	sigKept := false // the delta's basis signature came from the archive
+	// A large file sent whole is signed on its way to disk (on a goroutine
+	// of its own), so that a delta against it next time needs no pass over
+	// it.
+	var signer *delta.SigWriter
+	var signPipe *pipeWriter
+	if e.opts.KeepSigs && !op.Delta && content != nil && op.New.Size >= archive.SigMinSize {
+		signer = delta.NewSigWriter(op.New.Size)
+		signPipe = newPipeWriter(signer)
+		defer signPipe.stop()
+	}
 	if op.Delta {
 		basis, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 		if err != nil {
@@ -407,7 +418,11 @@ func (e *Endpoint) writeTemp(dirfd int, op remote.Op, content io.Reader) (st sta
 			return st, nil, fmt.Errorf("apply delta to %s: %w", state.Display(op.Path), err)
 		}
 	} else if content != nil {
-		if n, err = copyHashed(f, h, content, op.New.Size); err != nil {
+		var hw io.Writer = h
+		if signer != nil {
+			hw = io.MultiWriter(h, signPipe)
+		}
+		if n, err = copyHashed(f, hw, content, op.New.Size); err != nil {
 			if errors.Is(err, errWrite) {
 				return st, nil, e.writeErr(op.Path, err)
 			}
@@ -429,12 +444,18 @@ func (e *Endpoint) writeTemp(dirfd int, op remote.Op, content io.Reader) (st sta
 		}
 		return st, nil, changedErr(op.Path, "the source changed while it was copied")
 	}
-	if resign != nil {
-		if sig, err := resign.Sig(); err == nil {
-			var b bytes.Buffer
-			if sig.Encode(&b) == nil {
-				st.sig = b.Bytes()
-			}
+	var sig *delta.Sig
+	switch {
+	case resign != nil:
+		sig, _ = resign.Sig()
+	case signer != nil:
+		signPipe.stop()
+		sig, _ = signer.Sig()
+	}
+	if sig != nil {
+		var b bytes.Buffer
+		if sig.Encode(&b) == nil {
+			st.sig = b.Bytes()
 		}
 	}
 	want = op.New

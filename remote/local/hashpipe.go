@@ -48,10 +48,29 @@ var hashers = sync.Pool{New: func() any { return blake3.New() }}
 
 // pipeHasher computes the BLAKE3 hash of what is written to it on another
 // goroutine, so that writing a large file to disk and hashing it use two
-// cores instead of taking turns on one. Write copies the bytes into one of a
-// few buffers and returns; Sum waits for the hash to catch up.
+// cores instead of taking turns on one. Sum waits for the hash to catch up.
 type pipeHasher struct {
-	h    *blake3.Hasher
+	*pipeWriter
+	h *blake3.Hasher
+}
+
+func newPipeHasher() *pipeHasher {
+	h := blake3.New()
+	return &pipeHasher{pipeWriter: newPipeWriter(h), h: h}
+}
+
+// Sum appends the hash of everything written to b, once the hashing
+// goroutine has caught up. Nothing may be written after it.
+func (p *pipeHasher) Sum(b []byte) []byte {
+	p.stop()
+	return p.h.Sum(b)
+}
+
+// pipeWriter hands what is written to it to w, a writer that never fails
+// (a hash, a signature), on a goroutine of its own: Write copies the bytes
+// into one of a few buffers and returns.
+type pipeWriter struct {
+	w    io.Writer
 	work chan []byte
 	free chan []byte
 	done chan struct{}
@@ -61,9 +80,9 @@ type pipeHasher struct {
 // pipeBufPool recycles the hand-off buffers between files.
 var pipeBufPool = sync.Pool{New: func() any { b := make([]byte, pipeBufSize); return &b }}
 
-func newPipeHasher() *pipeHasher {
-	p := &pipeHasher{
-		h:    blake3.New(),
+func newPipeWriter(w io.Writer) *pipeWriter {
+	p := &pipeWriter{
+		w:    w,
 		work: make(chan []byte, pipeBufs),
 		free: make(chan []byte, pipeBufs),
 		done: make(chan struct{}),
@@ -74,15 +93,15 @@ func newPipeHasher() *pipeHasher {
 	go func() {
 		defer close(p.done)
 		for b := range p.work {
-			p.h.Write(b)
+			p.w.Write(b)
 			p.free <- b[:cap(b)]
 		}
 	}()
 	return p
 }
 
-// Write hands a copy of b to the hashing goroutine. It never fails.
-func (p *pipeHasher) Write(b []byte) (int, error) {
+// Write hands a copy of b to the goroutine. It never fails.
+func (p *pipeWriter) Write(b []byte) (int, error) {
 	n := len(b)
 	for len(b) > 0 {
 		buf := <-p.free
@@ -93,16 +112,9 @@ func (p *pipeHasher) Write(b []byte) (int, error) {
 	return n, nil
 }
 
-// Sum appends the hash of everything written to b, once the hashing
-// goroutine has caught up. Nothing may be written after it.
-func (p *pipeHasher) Sum(b []byte) []byte {
-	p.stop()
-	return p.h.Sum(b)
-}
-
-// stop ends the hashing goroutine (after it has hashed what it was given)
-// and returns the buffers to the pool. It may be called more than once.
-func (p *pipeHasher) stop() {
+// stop ends the goroutine (after it has written what it was given) and
+// returns the buffers to the pool. It may be called more than once.
+func (p *pipeWriter) stop() {
 	p.once.Do(func() {
 		close(p.work)
 		<-p.done

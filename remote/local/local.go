@@ -31,6 +31,11 @@ type Options struct {
 	StateDir string
 	// Version is the concord version, reported by Hello.
 	Version string
+	// KeepSigs makes the endpoint sign the large files it receives whole
+	// and keep the signature with the archive, so that the first delta
+	// against such a file needs no pass over it. Only a pair with a remote
+	// root sends deltas: a local pair leaves it off and saves the hashing.
+	KeepSigs bool
 }
 
 // Endpoint is a root on this machine.

@@ -30,6 +30,7 @@ type fixture struct {
 	t     *testing.T
 	root  string
 	state string
+	opts  Options
 	e     *Endpoint
 }
 
@@ -39,7 +40,14 @@ type fixture struct {
 // archive matches the tree.
 func newFixture(t *testing.T, files map[string]string, req remote.OpenRequest) *fixture {
 	t.Helper()
-	f := &fixture{t: t, root: t.TempDir(), state: t.TempDir()}
+	return newFixtureWith(t, files, req, Options{})
+}
+
+// newFixtureWith is newFixture with an endpoint opened with opts (StateDir
+// and Version are set here).
+func newFixtureWith(t *testing.T, files map[string]string, req remote.OpenRequest, opts Options) *fixture {
+	t.Helper()
+	f := &fixture{t: t, root: t.TempDir(), state: t.TempDir(), opts: opts}
 	t.Setenv("XDG_STATE_HOME", f.state)
 	writeTree(t, f.root, files)
 	f.e = f.open(req)
@@ -76,7 +84,9 @@ func writeTree(t *testing.T, root string, files map[string]string) {
 
 func (f *fixture) open(req remote.OpenRequest) *Endpoint {
 	f.t.Helper()
-	e := New(f.root, Options{StateDir: filepath.Join(f.state, "concord"), Version: "test"})
+	opts := f.opts
+	opts.StateDir, opts.Version = filepath.Join(f.state, "concord"), "test"
+	e := New(f.root, opts)
 	ctx := context.Background()
 	if _, err := e.Hello(ctx); err != nil {
 		f.t.Fatalf("Hello: %v", err)

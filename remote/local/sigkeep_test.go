@@ -121,3 +121,58 @@ func TestKeptSignature(t *testing.T) {
 	sync(next, false, remote.ErrChanged)
 	sync(next, true, nil)
 }
+
+// TestSignedWhole checks that a large file received whole is signed on its
+// way to disk when the endpoint keeps signatures: the first delta against
+// it is served from the archive, without reading the file, and the
+// signature is the file's. Without KeepSigs (a local pair) nothing is kept.
+func TestSignedWhole(t *testing.T) {
+	ctx := context.Background()
+	r := rand.New(rand.NewPCG(41, 42))
+	text := make([]byte, archive.SigMinSize+54321)
+	for i := range text {
+		text[i] = byte(r.Uint32())
+	}
+	small := []byte("below the size from which signatures are kept")
+	for _, keep := range []bool{true, false} {
+		f := newFixtureWith(t, nil, remote.OpenRequest{}, Options{KeepSigs: keep})
+		var recs []remote.Record
+		for p, data := range map[string][]byte{"big": text, "small": small} {
+			ent, err := f.e.Apply(ctx, remote.Op{Kind: remote.OpPut, Path: p, New: fileEntry(string(data), 0o644, t0)}, bytes.NewReader(data))
+			if err != nil {
+				t.Fatal(err)
+			}
+			recs = append(recs, remote.Record{Path: p, Entry: ent})
+		}
+		if err := f.e.Commit(ctx, recs); err != nil {
+			t.Fatal(err)
+		}
+		if got := f.e.keptSig(ctx, "small", f.entry("small")); got != nil {
+			t.Errorf("KeepSigs %v: a signature was kept for a small file", keep)
+		}
+		got := f.e.keptSig(ctx, "big", f.entry("big"))
+		if !keep {
+			if got != nil {
+				t.Error("a signature was kept without KeepSigs")
+			}
+			continue
+		}
+		want, err := delta.Signature(bytes.NewReader(text), int64(len(text)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got == nil {
+			t.Fatal("no signature kept for a large file received whole")
+		}
+		if got.BlockSize != want.BlockSize || got.Size != want.Size || !slices.Equal(got.Blocks, want.Blocks) {
+			t.Fatal("kept signature differs from the file's")
+		}
+		before := sigsRead.Load()
+		if _, err := f.e.Signature(ctx, "big", f.entry("big")); err != nil {
+			t.Fatal(err)
+		}
+		if sigsRead.Load() != before {
+			t.Error("the first signature after a whole copy was read from the file")
+		}
+	}
+}
