@@ -4,7 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"sort"
+	"slices"
 
 	"github.com/concord-sync/concord/archive/state"
 )
@@ -153,7 +153,7 @@ func (d *DB) All(ctx context.Context) ([]string, []*state.Entry, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	sort.Slice(all, func(i, j int) bool { return state.ComparePaths(all[i].p, all[j].p) < 0 })
+	slices.SortFunc(all, func(a, b pe) int { return state.ComparePaths(a.p, b.p) })
 	paths := make([]string, len(all))
 	entries := make([]*state.Entry, len(all))
 	for i, x := range all {

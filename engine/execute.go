@@ -9,7 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"sort"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -240,9 +240,7 @@ func (s *Session) Execute(ctx context.Context, progress func(Progress)) (*Result
 		}
 	}
 	x.res.End = time.Now()
-	sort.Slice(x.outcomes, func(i, j int) bool {
-		return state.ComparePaths(x.outcomes[i].Item.Path, x.outcomes[j].Item.Path) < 0
-	})
+	slices.SortFunc(x.outcomes, func(a, b Outcome) int { return state.ComparePaths(a.Item.Path, b.Item.Path) })
 	x.res.Outcomes = x.outcomes
 	x.res.Bytes = x.bytes.Load()
 	for _, o := range x.outcomes {

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -420,7 +420,7 @@ func (s *Session) inputs(ctx context.Context) ([]reconcile.Path, error) {
 	for p := range set {
 		paths = append(paths, p)
 	}
-	sort.Slice(paths, func(i, j int) bool { return state.ComparePaths(paths[i], paths[j]) < 0 })
+	slices.SortFunc(paths, state.ComparePaths)
 	out := make([]reconcile.Path, 0, len(paths))
 	for _, p := range paths {
 		a1, ok1 := v[1].archived(p)

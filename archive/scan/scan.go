@@ -7,7 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"runtime"
-	"sort"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -188,9 +188,9 @@ func Scan(ctx context.Context, root, sub string, arch Archive, opts Options) (*R
 	r.Entries = s.entries.Load()
 	r.Hashed = s.hashed.Load()
 	r.HashedBytes = s.hbytes.Load()
-	sort.Slice(r.Changes, func(i, j int) bool { return state.ComparePaths(r.Changes[i].Path, r.Changes[j].Path) < 0 })
-	sort.Slice(r.Skipped, func(i, j int) bool { return state.ComparePaths(r.Skipped[i].Path, r.Skipped[j].Path) < 0 })
-	sort.Slice(r.All, func(i, j int) bool { return state.ComparePaths(r.All[i].Path, r.All[j].Path) < 0 })
+	slices.SortFunc(r.Changes, func(a, b remote.Change) int { return state.ComparePaths(a.Path, b.Path) })
+	slices.SortFunc(r.Skipped, func(a, b remote.Problem) int { return state.ComparePaths(a.Path, b.Path) })
+	slices.SortFunc(r.All, func(a, b remote.PathEntry) int { return state.ComparePaths(a.Path, b.Path) })
 	return r, nil
 }
 

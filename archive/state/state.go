@@ -8,6 +8,7 @@ package state
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"strings"
 	"time"
@@ -151,41 +152,29 @@ func StatSame(a, b *Entry) bool {
 // ComparePaths orders two slash-separated relative paths component by
 // component, so that a directory is followed directly by everything below it
 // ("a", "a/b", "a.txt"). It is the order of every scan and plan.
+//
+// It is the first differing byte that decides, with '/' below every other
+// byte (a component that ends there sorts before a longer one), and a
+// path before everything it is a prefix of; that is the same order as
+// comparing component by component, without splitting. Every scan and
+// plan sorts by it, 100,000 paths more than once in a first sync.
 func ComparePaths(a, b string) int {
-	for {
-		if a == b {
-			return 0
-		}
-		if a == "" {
-			return -1
-		}
-		if b == "" {
-			return 1
-		}
-		ai := strings.IndexByte(a, '/')
-		bi := strings.IndexByte(b, '/')
-		var ah, bh string
-		if ai < 0 {
-			ah, a = a, ""
-		} else {
-			ah, a = a[:ai], a[ai+1:]
-		}
-		if bi < 0 {
-			bh, b = b, ""
-		} else {
-			bh, b = b[:bi], b[bi+1:]
-		}
-		if c := strings.Compare(ah, bh); c != 0 {
-			return c
-		}
-		// Same component: the one that ends here comes first.
-		if ai < 0 && bi >= 0 {
-			return -1
-		}
-		if bi < 0 && ai >= 0 {
-			return 1
-		}
+	n := min(len(a), len(b))
+	i := 0
+	for i < n && a[i] == b[i] {
+		i++
 	}
+	switch {
+	case i == n:
+		return cmp.Compare(len(a), len(b))
+	case a[i] == '/':
+		return -1
+	case b[i] == '/':
+		return 1
+	case a[i] < b[i]:
+		return -1
+	}
+	return 1
 }
 
 // Parent returns the directory part of p ("" for a top-level name).

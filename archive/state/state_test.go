@@ -1,6 +1,10 @@
 package state
 
-import "testing"
+import (
+	"cmp"
+	"strings"
+	"testing"
+)
 
 func TestDisplay(t *testing.T) {
 	tests := []struct{ in, want string }{
@@ -23,7 +27,7 @@ func TestDisplay(t *testing.T) {
 }
 
 func TestComparePaths(t *testing.T) {
-	ordered := []string{"", "a", "a/b", "a/b/c", "a/c", "a.txt", "a0", "b"}
+	ordered := []string{"", "a", "a/b", "a/b/c", "a/c", "a!", "a-b", "a-b/c", "a.txt", "a0", "b", "b\xff"}
 	for i := range ordered {
 		for j := range ordered {
 			got := ComparePaths(ordered[i], ordered[j])
@@ -38,6 +42,36 @@ func TestComparePaths(t *testing.T) {
 			}
 		}
 	}
+}
+
+// componentCompare is ComparePaths written the plain way, splitting both
+// paths into components and comparing those: the reference the fuzz test
+// holds the fast one to.
+func componentCompare(a, b string) int {
+	as, bs := strings.Split(a, "/"), strings.Split(b, "/")
+	if a == "" {
+		as = nil
+	}
+	if b == "" {
+		bs = nil
+	}
+	for i := 0; i < len(as) && i < len(bs); i++ {
+		if c := strings.Compare(as[i], bs[i]); c != 0 {
+			return c
+		}
+	}
+	return cmp.Compare(len(as), len(bs))
+}
+
+func FuzzComparePaths(f *testing.F) {
+	for _, s := range [][2]string{{"a/b", "a.txt"}, {"a", "a/b"}, {"a-b", "a/b"}, {"x/y/z", "x/y"}, {"", "a"}} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, a, b string) {
+		if got, want := ComparePaths(a, b), componentCompare(a, b); got != want {
+			t.Fatalf("ComparePaths(%q, %q) = %d, component by component %d", a, b, got, want)
+		}
+	})
 }
 
 func TestValidatePath(t *testing.T) {

@@ -8,7 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -652,5 +652,5 @@ func (e *Endpoint) Close() error {
 
 // sortEntries sorts path entries in path order.
 func sortEntries(es []remote.PathEntry) {
-	sort.Slice(es, func(i, j int) bool { return state.ComparePaths(es[i].Path, es[j].Path) < 0 })
+	slices.SortFunc(es, func(a, b remote.PathEntry) int { return state.ComparePaths(a.Path, b.Path) })
 }
