@@ -3,6 +3,7 @@ package archive
 import (
 	"context"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -321,6 +322,22 @@ func TestFingerprint(t *testing.T) {
 	}
 	if Fingerprint("l", &state.Entry{Kind: state.Symlink, Mode: 0o777, Hash: hashOf(1)}) != Fingerprint("l", &state.Entry{Kind: state.Symlink, Hash: hashOf(1), MTime: 5}) {
 		t.Error("a symlink's mode or mtime changed its fingerprint")
+	}
+	// Archives keep digests made of fingerprints: the values must not move
+	// between versions (these were computed by the first implementation,
+	// which streamed the same bytes into a Hasher).
+	for _, tt := range []struct {
+		path string
+		e    *state.Entry
+		want string
+	}{
+		{"a", base, "241ebb92d4b223cab264c57523c0d57c9f5a112ab537e425f30ee7d1f0f611b7"},
+		{strings.Repeat("long/", 80) + "name", base, "e2b9b2762923eabd566ea773bb6d921c34f40684452d5ad3e183c86c4579ec47"},
+		{"d", &state.Entry{Kind: state.Dir, Mode: 0o755}, "5570504f77696db8fe5191e9a4f9cb78fd0db0cd30fd99dc30ab5582185732b3"},
+	} {
+		if got := Fingerprint(tt.path, tt.e); hex.EncodeToString(got[:]) != tt.want {
+			t.Errorf("Fingerprint(%.20q...) = %x, want %s", tt.path, got, tt.want)
+		}
 	}
 }
 
