@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -12,6 +14,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/concord-sync/concord/archive"
 	"github.com/concord-sync/concord/internal/sshdtest"
 )
 
@@ -159,5 +162,72 @@ func TestRemoteBootstrap(t *testing.T) {
 	}
 	if b, err := os.ReadFile(filepath.Join(dir, "two", "g")); err != nil || string(b) != "again" {
 		t.Fatalf("the run after the reinstallation did not sync: %v", err)
+	}
+}
+
+// TestRemoteSignsWholeCopies: in a pair with a remote root, a large file
+// that crosses whole is signed where it lands (on the remote side, and on
+// the local side for one pulled from the remote), so that the first delta
+// against it reads nothing; a local pair signs nothing.
+func TestRemoteSignsWholeCopies(t *testing.T) {
+	srv, dir, r1, r2 := e2eSetup(t)
+	big := make([]byte, archive.SigMinSize+1000)
+	r := rand.New(rand.NewPCG(5, 6))
+	for i := range big {
+		big[i] = byte(r.Uint32())
+	}
+	write := func(p string) {
+		t.Helper()
+		if err := os.WriteFile(p, big, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(filepath.Join(dir, "one", "pushed"))
+	write(filepath.Join(dir, "two", "pulled"))
+	if code, stderr, _ := e2eRun(t, dir, "sync", "--batch", r1, r2); code != exitOK {
+		t.Fatalf("sync: exit %d: %s", code, stderr)
+	}
+	// kept reports whether an archive under stateDir keeps a signature
+	// for p.
+	kept := func(stateDir, p string) bool {
+		t.Helper()
+		dbs, _ := filepath.Glob(filepath.Join(stateDir, "concord", "ar-*.db"))
+		if len(dbs) == 0 {
+			t.Fatalf("no archive in %s", stateDir)
+		}
+		for _, path := range dbs {
+			db, err := archive.Open(path, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ent, blob, err := db.SigFor(context.Background(), p)
+			db.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ent != nil && len(blob) > 0 {
+				return true
+			}
+		}
+		return false
+	}
+	if !kept(filepath.Join(srv.RemoteHome, ".local", "state"), "pushed") {
+		t.Error("the remote side kept no signature of the large file it received whole")
+	}
+	if !kept(filepath.Join(dir, "state"), "pulled") {
+		t.Error("the local side kept no signature of the large file it pulled whole")
+	}
+
+	// Two local roots: no deltas, no signatures.
+	local := t.TempDir()
+	a, b := filepath.Join(local, "a"), filepath.Join(local, "b")
+	os.Mkdir(a, 0o755)
+	os.Mkdir(b, 0o755)
+	write(filepath.Join(a, "big"))
+	if code, stderr, _ := e2eRun(t, local, "sync", "--batch", a, b); code != exitOK {
+		t.Fatalf("local sync: exit %d: %s", code, stderr)
+	}
+	if kept(filepath.Join(local, "state"), "big") {
+		t.Error("a local pair kept a signature")
 	}
 }
