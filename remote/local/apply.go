@@ -182,17 +182,31 @@ func installedFd(fd int, p string, want *state.Entry) (*state.Entry, error) {
 // against the expected hash, flushed, then renamed into place.
 func (e *Endpoint) put(ctx context.Context, dirfd int, op remote.Op, content io.Reader) (*state.Entry, error) {
 	g := e.flusher()
-	g.begin()
+	// A large file is flushed on its own (see flushAlone): a group flush
+	// starting meanwhile must not wait for it to be written.
+	grouped := op.New == nil || op.New.Size < flushAlone
+	if grouped {
+		g.begin()
+	}
 	st, want, err := e.writeTemp(dirfd, op, content)
 	if err != nil {
-		g.abandon()
+		if grouped {
+			g.abandon()
+		}
 		return nil, err
 	}
 	if st.flushed {
-		g.abandon()
-	} else if err := g.sync(dirfd); err != nil {
-		st.discard(dirfd)
-		return nil, e.writeErr(op.Path, err)
+		if grouped {
+			g.abandon()
+		}
+	} else {
+		if !grouped {
+			g.begin() // not reached: writeTemp wrote op.New.Size bytes
+		}
+		if err := g.sync(dirfd); err != nil {
+			st.discard(dirfd)
+			return nil, e.writeErr(op.Path, err)
+		}
 	}
 	ent, err := e.install(ctx, dirfd, op, st, want)
 	if err == nil && st.sig != nil && ent != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -61,8 +62,32 @@ func TestLargeFileFlushedAlone(t *testing.T) {
 		defer g.mu.Unlock()
 		return g.completed
 	}
+	active := func() int {
+		g := f.e.flusher()
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		return g.active
+	}
+	// While the large file is being written (its contents held up half
+	// way), no group flush waits for it.
 	big := strings.Repeat("x", flushAlone)
-	if _, err := f.e.Apply(ctx, remote.Op{Kind: remote.OpPut, Path: "big", New: fileEntry(big, 0o644, t0)}, strings.NewReader(big)); err != nil {
+	half, resume := make(chan struct{}), make(chan struct{})
+	r := io.MultiReader(strings.NewReader(big[:len(big)/2]), readFunc(func(b []byte) (int, error) {
+		close(half)
+		<-resume
+		return 0, io.EOF
+	}), strings.NewReader(big[len(big)/2:]))
+	errc := make(chan error, 1)
+	go func() {
+		_, err := f.e.Apply(ctx, remote.Op{Kind: remote.OpPut, Path: "big", New: fileEntry(big, 0o644, t0)}, r)
+		errc <- err
+	}()
+	<-half
+	if n := active(); n != 0 {
+		t.Errorf("a large file being written counts as %d writer(s) a group flush waits for, want 0", n)
+	}
+	close(resume)
+	if err := <-errc; err != nil {
 		t.Fatal(err)
 	}
 	if n := flushes(); n != 0 {
@@ -78,6 +103,11 @@ func TestLargeFileFlushedAlone(t *testing.T) {
 		t.Error("contents differ")
 	}
 }
+
+// readFunc is an io.Reader made of a function.
+type readFunc func([]byte) (int, error)
+
+func (f readFunc) Read(b []byte) (int, error) { return f(b) }
 
 // TestAnonymousLink links anonymous files both ways: with AT_EMPTY_PATH and
 // through /proc (as a process without the privilege the first needs

@@ -55,10 +55,16 @@ func (g *groupSync) abandon() {
 // here) and holds writers back, so a first sync of 20,000 small files took
 // 2.0 s with 1,200 flushes when a flush waited only for writers already
 // writing, and 1.6 s with about 100 flushes once it also waited for the
-// stream of arrivals to pause; without any flush it takes 1.2 s.
+// stream of arrivals to pause; without any flush it takes 1.2 s. With 4,096
+// transfers in flight (engine.workers) and a flush waiting up to 100 ms
+// for a 5 ms pause, a remote first sync of 100,000 files makes 95 flushes
+// instead of 330 and took 5–16% less time on one machine (two file systems,
+// 12 interleaved pairs of runs); more transfers or a longer wait gained
+// nothing more. A large file being written does not hold a flush back: it
+// is flushed on its own (see flushAlone) and never joins.
 const (
-	gather = 20 * time.Millisecond
-	quiet  = time.Millisecond
+	gather = 100 * time.Millisecond
+	quiet  = 5 * time.Millisecond
 )
 
 // sync returns once everything written to fd's file system before the call
