@@ -14,13 +14,11 @@ import "fmt"
 // (TestResigner checks it against Signature for inserts, deletions, edits,
 // growth and truncation).
 type Resigner struct {
+	blocks
 	basis *Sig
-	bs    int
 	size  int64 // the size the new file must have
 	seen  int64 // bytes of the new file accounted for so far
-	out   []Block
-	cur   []byte // the bytes so far of a block being hashed
-	kept  int64  // blocks taken over from the basis (for tests)
+	kept  int64 // blocks taken over from the basis (for tests)
 	// hashed counts the bytes hashed; beyond maxResignShare of the file
 	// the Resigner gives up (see Write).
 	hashed int64
@@ -40,7 +38,7 @@ func NewResigner(basis *Sig, size int64) *Resigner {
 	if basis == nil || size < 0 || BlockSize(size) != basis.BlockSize {
 		return nil
 	}
-	return &Resigner{basis: basis, bs: basis.BlockSize, size: size, out: make([]Block, 0, numBlocks(size, basis.BlockSize))}
+	return &Resigner{blocks: newBlocks(basis.BlockSize, numBlocks(size, basis.BlockSize)), basis: basis, size: size}
 }
 
 // inPlace records that the next bytes of the new file are count whole blocks
@@ -68,26 +66,8 @@ func (r *Resigner) Write(p []byte) (int, error) {
 		r.gaveUp, r.cur, r.out = true, nil, nil
 		return n, nil
 	}
-	for len(p) > 0 {
-		if len(r.cur) == 0 && len(p) >= r.bs {
-			// A whole block at once: no copy into cur.
-			r.out = append(r.out, Block{Weak: Weak(p[:r.bs]), Strong: strong(p[:r.bs])})
-			p = p[r.bs:]
-			r.seen += int64(r.bs)
-			continue
-		}
-		if r.cur == nil {
-			r.cur = make([]byte, 0, r.bs)
-		}
-		k := min(r.bs-len(r.cur), len(p))
-		r.cur = append(r.cur, p[:k]...)
-		p = p[k:]
-		r.seen += int64(k)
-		if len(r.cur) == r.bs {
-			r.out = append(r.out, Block{Weak: Weak(r.cur), Strong: strong(r.cur)})
-			r.cur = r.cur[:0]
-		}
-	}
+	r.seen += int64(n)
+	r.write(p)
 	return n, nil
 }
 
@@ -100,10 +80,7 @@ func (r *Resigner) Sig() (*Sig, error) {
 	if r.seen != r.size {
 		return nil, fmt.Errorf("delta: resign: saw %d bytes of a file of %d", r.seen, r.size)
 	}
-	if len(r.cur) > 0 {
-		r.out = append(r.out, Block{Weak: Weak(r.cur), Strong: strong(r.cur)})
-		r.cur = r.cur[:0]
-	}
+	r.finish()
 	if int64(len(r.out)) != numBlocks(r.size, r.bs) {
 		return nil, fmt.Errorf("delta: resign: %d blocks for a file of %d bytes", len(r.out), r.size)
 	}

@@ -10,17 +10,15 @@ import "fmt"
 //
 // The result is exactly what Signature computes of the same bytes.
 type SigWriter struct {
-	bs   int
+	blocks
 	size int64
 	seen int64
-	out  []Block
-	cur  []byte // the bytes so far of a block split across writes
 }
 
 // NewSigWriter returns a SigWriter for a file of size bytes.
 func NewSigWriter(size int64) *SigWriter {
 	bs := BlockSize(size)
-	return &SigWriter{bs: bs, size: max(size, 0), out: make([]Block, 0, numBlocks(max(size, 0), bs))}
+	return &SigWriter{blocks: newBlocks(bs, numBlocks(max(size, 0), bs)), size: max(size, 0)}
 }
 
 // Write takes the next bytes of the file. It never fails; bytes beyond
@@ -32,24 +30,7 @@ func (w *SigWriter) Write(p []byte) (int, error) {
 		w.out, w.cur = nil, nil
 		return n, nil
 	}
-	for len(p) > 0 {
-		if len(w.cur) == 0 && len(p) >= w.bs {
-			// A whole block at once: no copy into cur.
-			w.out = append(w.out, Block{Weak: Weak(p[:w.bs]), Strong: strong(p[:w.bs])})
-			p = p[w.bs:]
-			continue
-		}
-		if w.cur == nil {
-			w.cur = make([]byte, 0, w.bs)
-		}
-		k := min(w.bs-len(w.cur), len(p))
-		w.cur = append(w.cur, p[:k]...)
-		p = p[k:]
-		if len(w.cur) == w.bs {
-			w.out = append(w.out, Block{Weak: Weak(w.cur), Strong: strong(w.cur)})
-			w.cur = w.cur[:0]
-		}
-	}
+	w.write(p)
 	return n, nil
 }
 
@@ -59,9 +40,48 @@ func (w *SigWriter) Sig() (*Sig, error) {
 	if w.seen != w.size {
 		return nil, fmt.Errorf("delta: sign: saw %d bytes of a file of %d", w.seen, w.size)
 	}
-	if len(w.cur) > 0 {
-		w.out = append(w.out, Block{Weak: Weak(w.cur), Strong: strong(w.cur)})
-		w.cur = w.cur[:0]
-	}
+	w.finish()
 	return &Sig{BlockSize: w.bs, Size: w.size, Blocks: w.out}, nil
+}
+
+// blocks collects the signature of bytes taken in order, a block of bs
+// bytes at a time; SigWriter and Resigner hash through it.
+type blocks struct {
+	bs  int
+	out []Block
+	cur []byte // the bytes so far of a block split across writes
+}
+
+func newBlocks(bs int, n int64) blocks {
+	return blocks{bs: bs, out: make([]Block, 0, n)}
+}
+
+// write takes the next bytes, hashing each block as it fills.
+func (b *blocks) write(p []byte) {
+	for len(p) > 0 {
+		if len(b.cur) == 0 && len(p) >= b.bs {
+			// A whole block at once: no copy into cur.
+			b.out = append(b.out, Block{Weak: Weak(p[:b.bs]), Strong: strong(p[:b.bs])})
+			p = p[b.bs:]
+			continue
+		}
+		if b.cur == nil {
+			b.cur = make([]byte, 0, b.bs)
+		}
+		k := min(b.bs-len(b.cur), len(p))
+		b.cur = append(b.cur, p[:k]...)
+		p = p[k:]
+		if len(b.cur) == b.bs {
+			b.out = append(b.out, Block{Weak: Weak(b.cur), Strong: strong(b.cur)})
+			b.cur = b.cur[:0]
+		}
+	}
+}
+
+// finish hashes the last, shorter block, if any.
+func (b *blocks) finish() {
+	if len(b.cur) > 0 {
+		b.out = append(b.out, Block{Weak: Weak(b.cur), Strong: strong(b.cur)})
+		b.cur = b.cur[:0]
+	}
 }
