@@ -38,7 +38,7 @@ const HookEnv = "CONCORD_TEST_HOOK_BEFORE_PROPAGATE"
 // took 12% less time over SSH (7.7–8.0 s to 6.6–6.9 s) and 10–15% less
 // locally. 4,096 gained nothing more alone, but together with flushes that
 // wait longer for their group (remote/local's gather and quiet) they make
-// a quarter as many flushes: over SSH 5–16% less time again, locally the
+// a quarter as many flushes: over SSH 11% less time again (median), locally the
 // same or better. The cost is memory, mostly the workers' stacks: the
 // client's peak RSS in a remote first sync of 100,000 files went from
 // 127–153 MiB to 251–271 MiB (2,048 workers: 169–185 MiB).
