@@ -16,6 +16,16 @@ import (
 	"github.com/concord-sync/concord/remote/delta"
 )
 
+// randomBytes returns n pseudo-random bytes, the same for the same seed.
+func randomBytes(seed uint64, n int) []byte {
+	r := rand.New(rand.NewPCG(seed, seed+1))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
 // TestKeptSignature follows a large file through deltas: the first
 // signature is read from the file; the file a delta wrote has its
 // signature derived and kept, so the next one is served without reading
@@ -23,11 +33,7 @@ import (
 // signature that turns out wrong, is read again.
 func TestKeptSignature(t *testing.T) {
 	ctx := context.Background()
-	r := rand.New(rand.NewPCG(31, 32))
-	text := make([]byte, archive.SigMinSize+12345)
-	for i := range text {
-		text[i] = byte(r.Uint32())
-	}
+	text := randomBytes(31, archive.SigMinSize+12345)
 	f := newFixture(t, map[string]string{"big": string(text)}, remote.OpenRequest{})
 
 	// edit changes 100 bytes at off and returns the new contents.
@@ -128,11 +134,7 @@ func TestKeptSignature(t *testing.T) {
 // signature is the file's. Without KeepSigs (a local pair) nothing is kept.
 func TestSignedWhole(t *testing.T) {
 	ctx := context.Background()
-	r := rand.New(rand.NewPCG(41, 42))
-	text := make([]byte, archive.SigMinSize+54321)
-	for i := range text {
-		text[i] = byte(r.Uint32())
-	}
+	text := randomBytes(41, archive.SigMinSize+54321)
 	small := []byte("below the size from which signatures are kept")
 	for _, keep := range []bool{true, false} {
 		f := newFixtureWith(t, nil, remote.OpenRequest{}, Options{KeepSigs: keep})
