@@ -29,11 +29,13 @@
 #      sync, and a BIG_SIZE file (1 GiB) with 1,000 bytes changed in the
 #      middle, counting the bytes that cross loopback. concord takes part
 #      only if a probe sync to an ssh:// root succeeds; rsync and unison run
-#      either way; rsync --fsync runs in the first sync and the big file
-#      cases (with nothing to write, the no-change case is plain rsync's).
+#      either way; rsync --fsync and rsync followed by sync(1) run in the
+#      first sync and the big file cases (with nothing to write, the
+#      no-change case is plain rsync's).
 #   4. Prints a table (case, tool, cache, runs, median seconds, median
-#      user+sys CPU seconds, peak RSS, notes) and the ratios the targets in
-#      issues 2 and 3 use, and writes it to bench/out/results-DATE.txt.
+#      user+sys CPU seconds, the machine's CPU seconds, the share of time
+#      stolen by the hypervisor, peak RSS, notes) and the ratios the targets
+#      in issues 2 and 3 use, and writes it to bench/out/results-DATE.txt.
 #
 # Settings (environment variables):
 #   N=100000        files in the tree        DIRS=1000   directories
@@ -42,8 +44,9 @@
 #   LOCAL=1         run the local cases      REMOTE=1    run the remote cases
 #   REMOTE_N=$N     files in the remote tree BIG_SIZE=1073741824 bytes of the big file
 #   TOOLS="concord unison rsync cp"          which tools to time ("rsync"
-#                   brings the rsync --fsync rows too, when rsync has --fsync;
-#                   "rsync-fsync" alone runs only those)
+#                   brings the rsync --fsync rows too, when rsync has --fsync,
+#                   and the remote rsync+sync rows; "rsync-fsync" or
+#                   "rsync+sync" alone runs only those)
 #   BENCH_DIR=/tmp/concord-bench             scratch space; the script works
 #                   out what the run needs and refuses to start without it
 #                   (about 20 GiB for N=100000 with the cold runs, plus
@@ -222,7 +225,8 @@ settle() {
 # ---------------------------------------------------------------- tools
 
 # want TOOL: whether TOOL takes part. rsync-fsync (rsync -a --fsync) comes
-# with rsync, if this rsync has --fsync (3.2.4 and later); cp+sync with cp.
+# with rsync, if this rsync has --fsync (3.2.4 and later); cp+sync with cp,
+# rsync+sync (remote cases) with rsync.
 RSYNC_FSYNC=0
 rsync_help=$(rsync --help 2>&1 || true) # not piped into grep -q: with pipefail, rsync's SIGPIPE would count as "no"
 [[ $rsync_help != *--fsync* ]] || RSYNC_FSYNC=1
@@ -230,6 +234,7 @@ want() {
 	case $1 in
 	rsync-fsync) [[ $RSYNC_FSYNC == 1 ]] && { has_tool rsync-fsync || has_tool rsync; } ;;
 	cp+sync) has_tool cp ;;
+	rsync+sync) has_tool rsync+sync || has_tool rsync ;;
 	*) has_tool "$1" ;;
 	esac
 }
@@ -237,8 +242,8 @@ first_tools=() # (a)
 for t in concord unison rsync rsync-fsync cp cp+sync; do want "$t" && first_tools+=("$t"); done
 b_tools=() # (b) and (c)
 for t in concord unison rsync; do want "$t" && b_tools+=("$t"); done
-remote_tools=() # (ra), (rc0), (rc); (rb) leaves rsync-fsync out
-for t in concord unison rsync rsync-fsync; do want "$t" && remote_tools+=("$t"); done
+remote_tools=() # (ra), (rc0), (rc); (rb) leaves rsync-fsync and rsync+sync out
+for t in concord unison rsync rsync-fsync rsync+sync; do want "$t" && remote_tools+=("$t"); done
 
 CAN_DROP=0
 if [[ $COLD == 1 ]]; then
@@ -321,15 +326,30 @@ timed() {
 	local tf=$TIMEF t0 t1 last
 	settle
 	echo "### $(date -u +%T) $*" >>"$LOG"
+	local m0 m1
+	m0=$(machine_ticks)
 	t0=$(date +%s%N)
 	# shellcheck disable=SC2046 # envfor's words are meant to split
 	env $(envfor "$h") /usr/bin/time -f '%M %U %S' -o "$tf" "$@" >>"$LOG" 2>&1 && RC=0 || RC=$?
 	t1=$(date +%s%N)
+	m1=$(machine_ticks)
 	last=$(tail -n 1 "$tf")
 	SECS=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
 	read -r RSS u s <<<"$last"
 	CPU=$(awk -v u="$u" -v s="$s" 'BEGIN { printf "%.2f", u + s }')
-	echo "### rc=$RC wall=${SECS}s cpu=${CPU}s rss=${RSS}KiB" >>"$LOG"
+	read -r MCPU STEAL < <(awk -v a="$m0" -v b="$m1" -v hz="$(getconf CLK_TCK)" 'BEGIN {
+		split(a, x, " "); split(b, y, " ")
+		busy = y[1] - x[1]; steal = y[2] - x[2]; all = y[3] - x[3]
+		printf "%.2f %.1f\n", busy / hz, (all > 0 ? 100 * steal / all : 0)
+	}')
+	echo "### rc=$RC wall=${SECS}s cpu=${CPU}s rss=${RSS}KiB machine-cpu=${MCPU}s steal=${STEAL}%" >>"$LOG"
+}
+
+# machine_ticks: the clock ticks (/proc/stat) every processor has spent so
+# far busy (user, nice, system, irq, softirq), stolen by the hypervisor,
+# and in all, as "busy steal all".
+machine_ticks() {
+	awk '$1 == "cpu" { busy = $2 + $3 + $4 + $7 + $8; print busy, $9, busy + $5 + $6 + $9; exit }' /proc/stat
 }
 
 # record CASE TOOL CACHE NOTE [WIRE]: appends the last timed run (and the
@@ -337,8 +357,8 @@ timed() {
 record() {
 	local note=$4 wire=${5:-}
 	[[ $RC == 0 ]] || note="exit $RC; $note"
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$SECS" "$CPU" "$RSS" "$note" "$wire" >>"$ROWS"
-	say "$(printf '%-38s %-11s %-5s %8ss  cpu %6ss  rss %7s KiB  %s %s' "$1" "$2" "$3" "$SECS" "$CPU" "$RSS" "${wire:+wire $wire B}" "$note")"
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$SECS" "$CPU" "$RSS" "$note" "$wire" "$MCPU" "$STEAL" >>"$ROWS"
+	say "$(printf '%-38s %-11s %-5s %8ss  cpu %6ss  machine %6ss  steal %4s%%  rss %7s KiB  %s %s' "$1" "$2" "$3" "$SECS" "$CPU" "$MCPU" "$STEAL" "$RSS" "${wire:+wire $wire B}" "$note")"
 }
 
 # sync_cmd TOOL A B: the command line that syncs local roots A and B.
@@ -550,6 +570,8 @@ remote_cmd() {
 	unison) echo "unison $2 ssh://$(id -un)@127.0.0.1/$3 -sshargs '$sshargs' -batch -auto -fastcheck true -times -terse -ui text -confirmbigdel=false" ;;
 	rsync) echo "rsync -a -e 'ssh $sshargs' $2/ 127.0.0.1:$3/" ;;
 	rsync-fsync) echo "rsync -a --fsync -e 'ssh $sshargs' $2/ 127.0.0.1:$3/" ;;
+	# The far side is this machine: sync(1) here flushes what it wrote.
+	rsync+sync) echo "rsync -a -e 'ssh $sshargs' $2/ 127.0.0.1:$3/ && sync" ;;
 	esac
 }
 
@@ -600,7 +622,7 @@ if [[ $REMOTE == 1 ]]; then
 	tools=()
 	for t in "${remote_tools[@]}"; do [[ -z $t ]] || tools+=("$t"); done
 	rb_tools=() # with nothing to write, rsync --fsync is plain rsync
-	for t in "${tools[@]}"; do [[ $t == rsync-fsync ]] || rb_tools+=("$t"); done
+	for t in "${tools[@]}"; do [[ $t == rsync-fsync || $t == rsync+sync ]] || rb_tools+=("$t"); done
 
 	RSRC=$BENCH_DIR/src-$REMOTE_N-$DIRS
 	if [[ ! -f $RSRC.ok ]]; then
@@ -669,42 +691,46 @@ table() {
 		k = $1 SUBSEP $2 SUBSEP $3
 		if (!(k in runs)) order[++nk] = k
 		runs[k]++; secs[k] = secs[k] " " $4; cpu[k] = cpu[k] " " $5
+		mcpu[k] = mcpu[k] " " ($9 == "" ? 0 : $9); steal[k] = steal[k] " " ($10 == "" ? 0 : $10)
 		if (!(k in best) || $4 + 0 < best[k] + 0) best[k] = $4
 		if ($8 != "") wire[k] = wire[k] " " $8
 		if ($6 + 0 > rss[k]) rss[k] = $6 + 0
 		if ($7 != "" && $8 == "" && index(notes[k], $7) == 0) notes[k] = notes[k] (notes[k] == "" ? "" : "; ") $7
 	}
 	END {
-		printf "%-38s %-11s %-5s %4s %9s %8s %8s %10s %11s  %s\n", "case", "tool", "cache", "runs", "median s", "min s", "cpu s", "peak RSS", "wire", "notes"
+		printf "%-38s %-11s %-5s %4s %9s %8s %8s %9s %6s %10s %11s  %s\n", "case", "tool", "cache", "runs", "median s", "min s", "cpu s", "machine s", "steal", "peak RSS", "wire", "notes"
 		for (i = 1; i <= nk; i++) {
 			k = order[i]; split(k, p, SUBSEP)
-			m = median(secs[k]); c = median(cpu[k])
+			m = median(secs[k]); c = median(cpu[k]); mc = median(mcpu[k]); st = median(steal[k])
 			w = (k in wire) ? sprintf("%.0f", median(wire[k])) : ""
 			ws = w == "" ? "-" : (w + 0 >= 1048576 ? sprintf("%.1f MiB", w / 1048576) : sprintf("%.1f KiB", w / 1024))
-			printf "%-38s %-11s %-5s %4d %9.3f %8.3f %8.2f %7.1f MiB %11s  %s\n", p[1], p[2], p[3], runs[k], m, best[k], c, rss[k] / 1024, ws, notes[k]
-			print p[1] "\t" p[2] "\t" p[3] "\t" m "\t" w "\t" best[k] > "/dev/stderr"
+			printf "%-38s %-11s %-5s %4d %9.3f %8.3f %8.2f %9.2f %5.1f%% %7.1f MiB %11s  %s\n", p[1], p[2], p[3], runs[k], m, best[k], c, mc, st, rss[k] / 1024, ws, notes[k]
+			print p[1] "\t" p[2] "\t" p[3] "\t" m "\t" w "\t" best[k] "\t" mc > "/dev/stderr"
 		}
 	}' "$ROWS" 2>"$ROWS.medians"
 }
 
 # med CASE_PREFIX TOOL CACHE [FIELD]: the median seconds (FIELD 4, the
-# default), wire bytes (5) or fastest run (6) of that row, or empty.
+# default), wire bytes (5), fastest run (6) or median machine CPU seconds
+# (7) of that row, or empty.
 med() { awk -F'\t' -v c="$1" -v t="$2" -v k="$3" -v f="${4:-4}" 'index($1, c) == 1 && $2 == t && $3 == k { print $f; exit }' "$ROWS.medians"; }
 
-# ratio WHAT CASE_PREFIX TOOL BASE CACHE TARGET [wire]: prints TOOL's time
-# over BASE's in that case, of the medians and of the fastest runs (or of
-# the wire bytes), and whether each is at most TARGET ("-": no target);
-# nothing if a row is missing.
+# ratio WHAT CASE_PREFIX TOOL BASE CACHE TARGET [wire|machine]: prints
+# TOOL's time over BASE's in that case, of the medians and of the fastest
+# runs (or of the wire bytes, or of the machine's CPU time), and whether
+# each is at most TARGET ("-": no target); nothing if a row is missing.
 ratio() {
 	local what=$1 c=$2 t=$3 base=$4 cache=$5 target=$6 unit=${7:-}
 	local a b a2 b2
 	if [[ $unit == wire ]]; then
 		a=$(med "$c" "$t" "$cache" 5) b=$(med "$c" "$base" "$cache" 5) a2="" b2=""
+	elif [[ $unit == machine ]]; then
+		a=$(med "$c" "$t" "$cache" 7) b=$(med "$c" "$base" "$cache" 7) a2="" b2=""
 	else
 		a=$(med "$c" "$t" "$cache") b=$(med "$c" "$base" "$cache")
 		a2=$(med "$c" "$t" "$cache" 6) b2=$(med "$c" "$base" "$cache" 6)
 	fi
-	[[ -n $a && -n $b ]] || return 0
+	[[ -n $a && -n $b ]] && awk -v b="$b" 'BEGIN { exit !(b + 0 > 0) }' || return 0
 	awk -v w="$what" -v a="$a" -v b="$b" -v a2="$a2" -v b2="$b2" -v t="$target" '
 	function verdict(r) { return t == "-" ? "" : (r <= t + 0 ? " met" : " NOT met") }
 	BEGIN {
@@ -734,9 +760,13 @@ ratio() {
 	ratio "(c) concord / unison, after edits" "(c)" concord unison warm -
 	ratio "(ra) remote first sync: concord / rsync" "(ra)" concord rsync warm 1
 	ratio "(ra) remote first sync: concord / rsync-fsync" "(ra)" concord rsync-fsync warm -
+	ratio "(ra) remote first sync: concord / (rsync + sync)" "(ra)" concord rsync+sync warm -
+	ratio "(ra) remote first sync: concord / rsync, machine CPU" "(ra)" concord rsync warm - machine
+	ratio "(ra) concord / (rsync + sync), machine CPU" "(ra)" concord rsync+sync warm - machine
 	ratio "(rb) remote no change: concord / unison" "(rb)" concord unison warm 0.4
 	ratio "(rc) remote big file: concord / rsync, time" "(rc)" concord rsync warm 1
 	ratio "(rc) remote big file: concord / rsync-fsync, time" "(rc)" concord rsync-fsync warm -
+	ratio "(rc) remote big file: concord / (rsync + sync), time" "(rc)" concord rsync+sync warm -
 	ratio "(rc) remote big file: concord / rsync, wire bytes" "(rc)" concord rsync warm 2 wire
 	[[ ! -s $ROWS.notes ]] || {
 		echo
@@ -745,10 +775,19 @@ ratio() {
 	echo
 	echo "Seconds are wall-clock: the median and the fastest of the runs (on a busy"
 	echo "machine the fastest is the better estimate of a tool's own cost); cpu s is"
-	echo "the median user+sys of the timed process tree."
+	echo "the median user+sys of the timed process tree; machine s the median CPU"
+	echo "time of the whole machine during the run (both sides of a remote sync, sshd,"
+	echo "the kernel's write-back); steal the median share of the processors' time"
+	echo "that the hypervisor gave to other guests during the run (wall times of a"
+	echo "run with much steal are longer by about as much)."
 	if want rsync-fsync; then
 		echo "rsync-fsync is rsync -a --fsync: like concord (and unlike rsync and cp) it"
 		echo "flushes every file it writes to disk."
+	fi
+	if [[ $REMOTE == 1 ]] && want rsync+sync; then
+		echo "rsync+sync is rsync -a followed by sync(1) (the far side is this machine):"
+		echo "like concord's, its copy is on disk when it ends, flushed once at the end"
+		echo "rather than file by file before each rename."
 	fi
 	echo "Peak RSS: the largest single process of the client side (/usr/bin/time %M)."
 	echo "Remote notes: 'wire' is the SSH stream both ways (TCP payload) counted by"
