@@ -223,15 +223,25 @@ func ValidatePath(p string) error {
 	if strings.IndexByte(p, 0) >= 0 {
 		return fmt.Errorf("path %s contains a NUL byte", Display(p))
 	}
-	for _, c := range strings.Split(p, "/") {
+	// Component by component without splitting: every path a peer sends
+	// and every file a transfer reads is checked, and strings.Split
+	// allocated a slice each time.
+	for rest := p; ; {
+		c := rest
+		i := strings.IndexByte(rest, '/')
+		if i >= 0 {
+			c, rest = rest[:i], rest[i+1:]
+		}
 		switch c {
 		case "":
 			return fmt.Errorf("path %s has an empty component", Display(p))
 		case ".", "..":
 			return fmt.Errorf("path %s contains %q", Display(p), c)
 		}
+		if i < 0 {
+			return nil
+		}
 	}
-	return nil
 }
 
 // Display returns p made safe to show to a person: control characters,

@@ -89,6 +89,40 @@ func TestValidatePath(t *testing.T) {
 	}
 }
 
+// splitValidate is ValidatePath as it was written first, by splitting the
+// path: the reference FuzzValidatePath holds the faster one to.
+func splitValidate(p string) bool {
+	if p == "" || p[0] == '/' || strings.IndexByte(p, 0) >= 0 {
+		return false
+	}
+	for _, c := range strings.Split(p, "/") {
+		if c == "" || c == "." || c == ".." {
+			return false
+		}
+	}
+	return true
+}
+
+func FuzzValidatePath(f *testing.F) {
+	for _, p := range []string{"a", "a/b", "", "/x", "..", "a/../b", "a//b", "a/", "./a", "a/.", "a/..b", "...", "nul\x00"} {
+		f.Add(p)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		if got, want := ValidatePath(p) == nil, splitValidate(p); got != want {
+			t.Fatalf("ValidatePath(%q) accepts: %v, splitting the path: %v", p, got, want)
+		}
+	})
+}
+
+func BenchmarkValidatePath(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if ValidatePath("d017/s0517/f012517.dat") != nil {
+			b.Fatal("refused")
+		}
+	}
+}
+
 func TestIsBelowParentBase(t *testing.T) {
 	if !IsBelow("a/b", "a") || IsBelow("ab", "a") || IsBelow("a", "a") || !IsBelow("x", "") {
 		t.Error("IsBelow is wrong")
