@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -1414,5 +1416,127 @@ func TestBackupDirWithGlobCharacters(t *testing.T) {
 				t.Errorf("changes %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestGroupSyncCovers checks the promise of groupSync.sync under load:
+// each of many writers, arriving at random moments, returns only once a
+// flush that started after its call has ended, and the writers share
+// flushes. The flushes are counted, not made.
+func TestGroupSyncCovers(t *testing.T) {
+	var seq atomic.Int64
+	type span struct{ start, end int64 }
+	var mu sync.Mutex
+	var flushes []span
+	old := syncfs
+	syncfs = func(int) error {
+		s := seq.Add(1)
+		time.Sleep(200 * time.Microsecond)
+		mu.Lock()
+		flushes = append(flushes, span{s, seq.Add(1)})
+		mu.Unlock()
+		return nil
+	}
+	defer func() { syncfs = old }()
+
+	g := newGroupSync()
+	const writers, rounds = 64, 20
+	calls := make([][]span, writers)
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(w), 1))
+			for range rounds {
+				time.Sleep(time.Duration(rng.IntN(3000)) * time.Microsecond)
+				g.begin()
+				time.Sleep(time.Duration(rng.IntN(500)) * time.Microsecond) // writing
+				in := seq.Add(1)
+				if err := g.sync(-1); err != nil {
+					t.Errorf("sync: %v", err)
+				}
+				calls[w] = append(calls[w], span{in, seq.Add(1)})
+			}
+		})
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("writers still waiting after 20 s: a lost wake-up")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for w, cs := range calls {
+		for _, c := range cs {
+			covered := false
+			for _, f := range flushes {
+				if f.start > c.start && f.end < c.end {
+					covered = true
+					break
+				}
+			}
+			if !covered {
+				t.Fatalf("writer %d: a sync from %d to %d returned without a flush that started after it began", w, c.start, c.end)
+			}
+		}
+	}
+	if n := len(flushes); n == 0 || n >= writers*rounds/2 {
+		t.Errorf("%d syncs made %d flushes: not shared", writers*rounds, n)
+	}
+	t.Logf("%d syncs, %d flushes", writers*rounds, len(flushes))
+}
+
+// TestGroupSyncHandsOverTheLead checks the writers that call sync while a
+// flush runs, and after which nobody calls: one of them must lead the
+// flush they need once the running one ends.
+func TestGroupSyncHandsOverTheLead(t *testing.T) {
+	release := make(chan struct{})
+	var n atomic.Int64
+	old := syncfs
+	syncfs = func(int) error {
+		if n.Add(1) == 1 {
+			<-release // the first flush runs until the others wait
+		}
+		return nil
+	}
+	defer func() { syncfs = old }()
+	g := newGroupSync()
+	first := make(chan error, 1)
+	go func() { first <- g.sync(-1) }()
+	for n.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	later := make(chan error, 3)
+	for range 3 {
+		go func() { later <- g.sync(-1) }()
+	}
+	for {
+		g.mu.Lock()
+		waiting := g.inSync
+		g.mu.Unlock()
+		if waiting == 4 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	timeout := time.After(10 * time.Second)
+	for i := range 4 {
+		select {
+		case err := <-first:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case err := <-later:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-timeout:
+			t.Fatalf("%d of 4 syncs returned: the writers that came during the first flush got no flush of their own", i)
+		}
+	}
+	if got := n.Load(); got != 2 {
+		t.Errorf("%d flushes, want 2 (the first, then one for the three that came during it)", got)
 	}
 }

@@ -68,6 +68,9 @@ const (
 	quiet  = 5 * time.Millisecond
 )
 
+// syncfs is unix.Syncfs (a variable for tests).
+var syncfs = unix.Syncfs
+
 // sync returns once everything written to fd's file system before the call
 // is on disk, or with the error syncfs(2) reported for it (Linux 5.8 and
 // later report write-back errors there).
@@ -95,7 +98,7 @@ func (g *groupSync) sync(fd int) error {
 		g.started++
 		gen := g.started
 		g.mu.Unlock()
-		err := unix.Syncfs(fd)
+		err := syncfs(fd)
 		g.mu.Lock()
 		g.running = false
 		g.completed = gen
