@@ -621,7 +621,7 @@ if [[ $REMOTE == 1 ]]; then
 	fi
 	tools=()
 	for t in "${remote_tools[@]}"; do [[ -z $t ]] || tools+=("$t"); done
-	rb_tools=() # with nothing to write, rsync --fsync is plain rsync
+	rb_tools=() # with nothing to write, rsync --fsync and rsync+sync are plain rsync
 	for t in "${tools[@]}"; do [[ $t == rsync-fsync || $t == rsync+sync ]] || rb_tools+=("$t"); done
 
 	RSRC=$BENCH_DIR/src-$REMOTE_N-$DIRS
@@ -722,10 +722,10 @@ med() { awk -F'\t' -v c="$1" -v t="$2" -v k="$3" -v f="${4:-4}" 'index($1, c) ==
 ratio() {
 	local what=$1 c=$2 t=$3 base=$4 cache=$5 target=$6 unit=${7:-}
 	local a b a2 b2
-	if [[ $unit == wire ]]; then
-		a=$(med "$c" "$t" "$cache" 5) b=$(med "$c" "$base" "$cache" 5) a2="" b2=""
-	elif [[ $unit == machine ]]; then
-		a=$(med "$c" "$t" "$cache" 7) b=$(med "$c" "$base" "$cache" 7) a2="" b2=""
+	if [[ -n $unit ]]; then
+		local f=5 # wire bytes
+		[[ $unit != machine ]] || f=7
+		a=$(med "$c" "$t" "$cache" "$f") b=$(med "$c" "$base" "$cache" "$f") a2="" b2=""
 	else
 		a=$(med "$c" "$t" "$cache") b=$(med "$c" "$base" "$cache")
 		a2=$(med "$c" "$t" "$cache" 6) b2=$(med "$c" "$base" "$cache" 6)
