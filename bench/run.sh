@@ -25,7 +25,8 @@
 #      with COLD=1 (and root) one more run of (a) and (b) follows
 #      "sync; echo 3 > /proc/sys/vm/drop_caches".
 #   3. Remote cases (REMOTE=1) against a throwaway sshd on 127.0.0.1: the
-#      first sync of the tree into an empty remote replica, a no-change
+#      first sync of the tree into an empty remote replica (RA_REPS times,
+#      tools interleaved, a fresh replica and archive each time), a no-change
 #      sync, and a BIG_SIZE file (1 GiB) with 1,000 bytes changed in the
 #      middle, counting the bytes that cross loopback. concord takes part
 #      only if a probe sync to an ssh:// root succeeds; rsync and unison run
@@ -40,6 +41,7 @@
 # Settings (environment variables):
 #   N=100000        files in the tree        DIRS=1000   directories
 #   REPS=3          warm repetitions         EDITS=50    files edited per side in (c)
+#   RA_REPS=$REPS   repetitions of the remote first sync (ra)
 #   COLD=1          also time cold-cache runs (needs root; skipped otherwise)
 #   LOCAL=1         run the local cases      REMOTE=1    run the remote cases
 #   REMOTE_N=$N     files in the remote tree BIG_SIZE=1073741824 bytes of the big file
@@ -78,6 +80,7 @@ set -euo pipefail
 N=${N:-100000}
 DIRS=${DIRS:-1000}
 REPS=${REPS:-3}
+RA_REPS=${RA_REPS:-$REPS}
 EDITS=${EDITS:-50}
 COLD=${COLD:-1}
 LOCAL=${LOCAL:-1}
@@ -112,6 +115,7 @@ for t in unison rsync /usr/bin/time; do
 	command -v "$t" >/dev/null || die "$t is not installed (apt-get install -y unison rsync time)"
 done
 [[ $SETTLE =~ ^[0-9]+$ ]] || die "SETTLE=$SETTLE: want a number of seconds (0: no wait)"
+for v in REPS RA_REPS; do [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v=${!v}: want a number of runs, at least 1"; done
 LOG=$BENCH_DIR/log-$STAMP.txt
 TIMEF=$BENCH_DIR/time-$STAMP.out
 
@@ -276,7 +280,8 @@ if [[ $LOCAL == 1 ]]; then
 fi
 if [[ $REMOTE == 1 ]]; then
 	[[ -f $BENCH_DIR/src-$REMOTE_N-$DIRS.ok ]] || [[ $LOCAL == 1 && $REMOTE_N == "$N" ]] || add_trees 1 "$REMOTE_N"
-	add_trees $((2 * ${#remote_tools[@]})) "$REMOTE_N"
+	# per tool the copy of the source and one replica per first sync
+	add_trees $(((1 + RA_REPS) * ${#remote_tools[@]})) "$REMOTE_N"
 	# per tool both copies of the big file, one more while a tool writes
 	# its new version, and the source if it has to be generated
 	nbig=$((2 * ${#remote_tools[@]} + 1))
@@ -634,20 +639,30 @@ if [[ $REMOTE == 1 ]]; then
 	for t in "${tools[@]}"; do
 		say "copying the source tree for remote $t"
 		cp -a "$RSRC" "$RW/$t/a"
-		mkdir -p "$RW/$t/b"
 	done
 
-	# (a) first sync into an empty remote replica, once per tool (slow).
-	for t in "${tools[@]}"; do
-		timed_remote "(ra) remote first sync, $REMOTE_N files" "$t" "$(remote_cmd "$t" "$RW/$t/a" "$RW/$t/b")"
-	done
-	# (b) nothing changed.
-	for rep in $(seq "$REPS"); do
-		for t in "${rb_tools[@]}"; do
-			timed_remote "(rb) remote no change, $REMOTE_N files" "$t" "$(remote_cmd "$t" "$RW/$t/a" "$RW/$t/b")"
+	# (a) first sync into an empty remote replica, RA_REPS times, tools
+	# interleaved: each time into a new directory, so a new pair of
+	# archives for concord and Unison (the old replica stays until the
+	# end: see the top of this file). On a machine whose hypervisor steals
+	# a different share of the time in each run, one run per tool decided
+	# the ratio by luck.
+	for rep in $(seq "$RA_REPS"); do
+		for t in "${tools[@]}"; do
+			mkdir -p "$RW/$t/b$rep"
+			timed_remote "(ra) remote first sync, $REMOTE_N files" "$t" "$(remote_cmd "$t" "$RW/$t/a" "$RW/$t/b$rep")"
 		done
 	done
-	for t in "${tools[@]}"; do discard "$RW/$t/a" "$RW/$t/b"; done
+	# (b) nothing changed, against the last first sync's replica.
+	for rep in $(seq "$REPS"); do
+		for t in "${rb_tools[@]}"; do
+			timed_remote "(rb) remote no change, $REMOTE_N files" "$t" "$(remote_cmd "$t" "$RW/$t/a" "$RW/$t/b$RA_REPS")"
+		done
+	done
+	for t in "${tools[@]}"; do
+		discard "$RW/$t/a"
+		for rep in $(seq "$RA_REPS"); do discard "$RW/$t/b$rep"; done
+	done
 
 	# (c) one big file, 1,000 bytes changed in its middle.
 	BIG=$BENCH_DIR/big-$BIG_SIZE.bin
@@ -747,7 +762,7 @@ ratio() {
 		"$(free -g | awk '/Mem:/ { print $2 }') GiB RAM, $FS_DESC at $BENCH_DIR;" \
 		"load average $LOAD_START at start, $LOAD_END at end"
 	echo "versions: concord $BUILT (built at the start), $(unison -version | head -n 1), $(rsync --version | head -n 1 | sed 's/  */ /g')"
-	echo "tree: N=$N files of 100 B to 4 KiB in DIRS=$DIRS directories; REPS=$REPS warm runs (median); cold = after drop_caches, one run"
+	echo "tree: N=$N files of 100 B to 4 KiB in DIRS=$DIRS directories; REPS=$REPS warm runs (median), RA_REPS=$RA_REPS of (ra); cold = after drop_caches, one run"
 	echo
 	table
 	echo
