@@ -45,11 +45,21 @@ type Config struct {
 	// "key mismatch" when the server offers another type first.
 	HostKeyTypes []string
 	// Env holds variables set in every session on top of HOME=RemoteHome
-	// (sshd_config SetEnv, which overrides sshd's defaults, PATH included).
+	// and PATH=SessionPath (sshd_config SetEnv, which overrides sshd's
+	// defaults); it may replace either.
 	Env map[string]string
 	// Extra is appended to sshd_config as is.
 	Extra string
 }
+
+// SessionPath is the PATH of every session unless Config.Env sets another.
+// It leaves out /usr/local/bin and the like (sshd's default PATH has them),
+// where the machine running the tests may have a concord installed: a
+// remote session must run the concord under test, which the client
+// uploads, not whatever version a developer installed. With one in
+// /usr/local/bin the torture tests once ran it as the server and looked
+// for their own in vain.
+const SessionPath = "/usr/bin:/bin"
 
 // Server is a running sshd. Its fields are read-only.
 type Server struct {
@@ -200,7 +210,7 @@ MaxSessions 64
 MaxStartups 64
 LogLevel VERBOSE
 `)
-	env := map[string]string{"HOME": s.RemoteHome}
+	env := map[string]string{"HOME": s.RemoteHome, "PATH": SessionPath}
 	for k, v := range cfg.Env {
 		env[k] = v
 	}

@@ -49,13 +49,26 @@ func TestStartSessionEnvironment(t *testing.T) {
 		t.Fatalf("dial: %v\nsshd log:\n%s", err, s.Log())
 	}
 	defer c.Close()
-	got := run(t, c, `echo "$HOME|$XDG_STATE_HOME|$(cd && pwd)"`)
-	want := s.RemoteHome + "|" + state + "|" + s.RemoteHome + "\n"
+	got := run(t, c, `echo "$HOME|$XDG_STATE_HOME|$(cd && pwd)|$PATH"`)
+	want := s.RemoteHome + "|" + state + "|" + s.RemoteHome + "|" + SessionPath + "\n"
 	if got != want {
 		t.Errorf("session environment = %q, want %q", got, want)
 	}
 	if !strings.Contains(s.Log(), "Accepted publickey for "+s.User) {
 		t.Errorf("sshd log does not show the login:\n%s", s.Log())
+	}
+}
+
+func TestStartSessionPathReplaced(t *testing.T) {
+	bin := t.TempDir()
+	s := StartConfig(t, Config{Env: map[string]string{"PATH": bin + ":/usr/bin:/bin"}})
+	c, err := dial(t, s, nil)
+	if err != nil {
+		t.Fatalf("dial: %v\nsshd log:\n%s", err, s.Log())
+	}
+	defer c.Close()
+	if got, want := run(t, c, `echo "$PATH"`), bin+":/usr/bin:/bin\n"; got != want {
+		t.Errorf("PATH = %q, want %q", got, want)
 	}
 }
 
