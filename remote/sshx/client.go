@@ -485,16 +485,31 @@ func (c *Client) run(ctx context.Context, label, cmd string, stdin io.Reader) ([
 	}
 	var ee *ssh.ExitError
 	if errors.As(err, &ee) {
-		return stdout.Bytes(), fmt.Errorf("%s on %s: %s%s: %w", label, c.host.display(), exitText(ee), stderrText(stderr), err)
+		return stdout.Bytes(), &exitError{fmt.Sprintf("%s on %s %s%s", label, c.host.display(), exitText(ee), stderrText(stderr)), []error{ee}}
 	}
 	return stdout.Bytes(), c.lostError(err)
 }
 
+// exitError says how a remote command ended, once: wrapping the
+// *ssh.ExitError with %w repeated it in ssh's words ("... killed by signal
+// KILL: Process exited with status 137 from signal KILL"). It unwraps to
+// that error and any others it was given (io.ErrUnexpectedEOF for a
+// stream).
+type exitError struct {
+	msg  string
+	errs []error
+}
+
+func (e *exitError) Error() string   { return e.msg }
+func (e *exitError) Unwrap() []error { return e.errs }
+
+// exitText says how a remote command ended: "exited with status N" or "was
+// killed by signal SIG".
 func exitText(ee *ssh.ExitError) string {
 	if ee.Signal() != "" {
-		return "killed by signal " + ee.Signal()
+		return "was killed by signal " + ee.Signal()
 	}
-	return fmt.Sprintf("exit status %d", ee.ExitStatus())
+	return fmt.Sprintf("exited with status %d", ee.ExitStatus())
 }
 
 // stderrText returns ": " and the last lines of stderr, escaped and

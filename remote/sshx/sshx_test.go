@@ -141,10 +141,13 @@ func TestDialAndRun(t *testing.T) {
 	if !errors.As(err, &ee) || ee.ExitStatus() != 3 {
 		t.Fatalf("Run(exit 3) = %v, want an ssh.ExitError with status 3", err)
 	}
-	for _, w := range []string{"exit status 3", "something broke", "box"} {
+	for _, w := range []string{"box", "exited with status 3: something broke"} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("error %q does not contain %q", err, w)
 		}
+	}
+	if strings.Contains(err.Error(), "Process exited") {
+		t.Errorf("error %q says how the command ended twice", err)
 	}
 	if errors.Is(err, remote.ErrFatal) {
 		t.Errorf("a failing command is not a fatal transport error: %v", err)
@@ -607,10 +610,16 @@ func TestStartStream(t *testing.T) {
 	if string(out) != "out\n" || !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Fatalf("ReadAll = %q, %v; want out and an unexpected EOF", out, err)
 	}
-	for _, w := range []string{"exit status 4", "cannot open archive", "box"} {
+	for _, w := range []string{"box", "exited with status 4: serve: cannot open archive"} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("error %q does not contain %q", err, w)
 		}
+	}
+	if strings.Contains(err.Error(), "Process exited") {
+		t.Errorf("error %q says how the command ended twice", err)
+	}
+	if ee := (*ssh.ExitError)(nil); !errors.As(err, &ee) || ee.ExitStatus() != 4 {
+		t.Errorf("error %v does not hold the ssh.ExitError with status 4", err)
 	}
 	if !strings.Contains(s.Stderr(), "cannot open archive") {
 		t.Errorf("Stderr() = %q", s.Stderr())

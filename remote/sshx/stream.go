@@ -157,7 +157,7 @@ func (s *Stream) result() error {
 	case err == nil:
 		return nil
 	case errors.As(err, &ee):
-		return fmt.Errorf("%s on %s ended with %s%s: %w", s.label, s.c.host.display(), exitText(ee), stderrText(s.stderr), errors.Join(io.ErrUnexpectedEOF, err))
+		return &exitError{fmt.Sprintf("%s on %s %s%s", s.label, s.c.host.display(), exitText(ee), stderrText(s.stderr)), []error{io.ErrUnexpectedEOF, ee}}
 	case errors.As(err, &fe), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded), errors.Is(err, errStopped):
 		return err
 	}
