@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -373,28 +374,49 @@ func TestArchiveDamaged(t *testing.T) {
 // TestServeCleansUpWhenClientDies: when the client dies in the middle of a
 // transfer from the remote side, the remote concord serve sees its
 // connection end and stops cleanly: its pair lock is released (not left
-// for a later run to find stale).
+// for a later run to find stale). The client kills itself right after
+// writing its third temporary file (CONCORD_TEST_KILL_AT), while the
+// server is still sending the other 37 files. (Waiting for a temporary
+// file to show up in the directory never saw one: new files are written
+// unnamed, O_TMPFILE, and the test was always skipped.)
 func TestServeCleansUpWhenClientDies(t *testing.T) {
 	e := newEnv(t).withRemote(sshdtest.Config{})
 	dir1, dir2, r1, r2 := pair(t, e)
-	for i := 0; i < 40; i++ {
+	const files = 40
+	for i := 0; i < files; i++ {
 		name := fmt.Sprintf("f%02d", i)
 		writeFile(t, dir2, name, gen(name, 0, 1<<20))
 	}
-	p := e.start(nil, "sync", "--batch", r1, r2)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if _, temps := snapshot(t, dir1); len(temps) > 0 {
-			break
+	p := e.start([]string{"CONCORD_TEST_KILL_AT=put:3"}, "sync", "--batch", r1, r2)
+	var serves []int
+	sawLock := false // the test below means something only if so
+	done := make(chan result, 1)
+	go func() { done <- p.wait(time.Minute) }()
+	var r result
+	for waiting := true; waiting; {
+		select {
+		case r = <-done:
+			waiting = false
+		case <-time.After(time.Millisecond):
+			for _, pid := range e.serveProcs() {
+				if !slices.Contains(serves, pid) {
+					serves = append(serves, pid)
+				}
+			}
+			if l, _ := filepath.Glob(filepath.Join(e.remoteState(), "*.lock")); len(l) > 0 {
+				sawLock = true
+			}
 		}
-		if time.Now().After(deadline) || !alive(p.cmd.Process.Pid) {
-			t.Skip("the transfer ended before it could be interrupted")
-		}
-		time.Sleep(time.Millisecond)
 	}
-	serves := e.serveProcs()
-	p.cmd.Process.Kill()
-	p.wait(time.Minute)
+	if !r.killed {
+		t.Fatalf("the client was not killed by its third put: %s", r)
+	}
+	if got, _ := snapshot(t, dir1); len(got) >= files {
+		t.Fatalf("the client died after the transfer (%d files arrived), not in it", len(got))
+	}
+	if len(serves) == 0 || !sawLock {
+		t.Fatalf("no concord serve (%v) or none holding its lock (%v) was seen during the run", serves, sawLock)
+	}
 	e.waitNoServe(t, 10*time.Second)
 	locks, _ := filepath.Glob(filepath.Join(e.remoteState(), "*.lock"))
 	if len(locks) > 0 {
