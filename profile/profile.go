@@ -16,6 +16,7 @@ import (
 	"github.com/pelletier/go-toml/v2"
 
 	"github.com/concord-sync/concord/reconcile"
+	"github.com/concord-sync/concord/remote"
 	"github.com/concord-sync/concord/report"
 )
 
@@ -685,29 +686,30 @@ func sideName(s reconcile.Side) string {
 	return Root2
 }
 
-// sameRoot compares two roots as written, ignoring trailing slashes.
+// sameRoot reports whether two roots as written name the same directory:
+// equal but for trailing slashes, two spellings of one local directory
+// ("b", "./b", "/abs/b"), or two spellings of one remote directory
+// ("web2:/srv/a", "ssh://web2/srv/a", "ssh://web2/srv/a/"; "web2:a" and
+// "ssh://web2/~/a"). Remote roots must agree on user, host (in any case)
+// and port as written: "web2" and "root@web2" may be one login, but only
+// ~/.ssh/config knows, so they do not match.
 func sameRoot(a, b string) bool {
 	a, b = trimSlash(expandHome(a)), trimSlash(expandHome(b))
 	if a == b {
 		return true
 	}
-	// Two spellings of one local directory ("b", "./b", "/abs/b").
-	if isLocal(a) && isLocal(b) {
+	ra, err1 := remote.ParseRoot(a)
+	rb, err2 := remote.ParseRoot(b)
+	if err1 != nil || err2 != nil || ra.Local != rb.Local {
+		return false
+	}
+	if ra.Local {
 		aa, err1 := filepath.Abs(a)
 		ab, err2 := filepath.Abs(b)
 		return err1 == nil && err2 == nil && aa == ab
 	}
-	return false
-}
-
-// isLocal reports whether a root as written is a local path (no ssh:// and
-// no host: prefix before the first slash).
-func isLocal(s string) bool {
-	if strings.Contains(s, "://") {
-		return false
-	}
-	colon, slash := strings.IndexByte(s, ':'), strings.IndexByte(s, '/')
-	return colon < 0 || (slash >= 0 && slash < colon)
+	return ra.User == rb.User && strings.EqualFold(ra.Host, rb.Host) && ra.Port == rb.Port &&
+		ra.HomeRelative == rb.HomeRelative && ra.Path == rb.Path
 }
 
 func trimSlash(s string) string {

@@ -219,6 +219,25 @@ func TestParseMaxDelete(t *testing.T) {
 	}
 }
 
+func TestSameRootHomeRelative(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		want bool
+	}{
+		{"web2:a", "ssh://web2/~/a", true},
+		{"web2:a", "web2:~/a/", true},
+		{"web2:a", "ssh://web2/a", false},
+		{"u@web2:a", "ssh://u@web2/~/a", true},
+		{"ssh://web2:22/srv", "ssh://web2:22/srv/", true},
+		{"./b", "b", true},
+		{"b", "web2:b", false},
+	} {
+		if got := sameRoot(tc.a, tc.b); got != tc.want {
+			t.Errorf("sameRoot(%q, %q) = %v, want %v", tc.a, tc.b, got, tc.want)
+		}
+	}
+}
+
 func TestResolve(t *testing.T) {
 	const r1, r2 = "/srv/a", "web2:/srv/a"
 	sides := []struct {
@@ -232,6 +251,13 @@ func TestResolve(t *testing.T) {
 		{"/srv/a//", reconcile.One, true},
 		{"web2:/srv/a", reconcile.Two, true},
 		{"web2:/srv/a/", reconcile.Two, true},
+		{"ssh://web2/srv/a", reconcile.Two, true},
+		{"ssh://WEB2/srv/a/", reconcile.Two, true},
+		{"ssh://web2//srv/./a", reconcile.Two, true},
+		{"ssh://root@web2/srv/a", reconcile.None, false}, // another login, maybe
+		{"ssh://web2:2222/srv/a", reconcile.None, false},
+		{"ssh://web3/srv/a", reconcile.None, false},
+		{"web2:srv/a", reconcile.None, false}, // under the remote home
 		{"/srv", reconcile.None, false},
 		{"1", reconcile.None, false},
 		{"", reconcile.None, false},
