@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/concord-sync/concord/archive"
 	"github.com/concord-sync/concord/archive/state"
 	"github.com/concord-sync/concord/engine"
+	"github.com/concord-sync/concord/profile"
 	"github.com/concord-sync/concord/reconcile"
 	"github.com/concord-sync/concord/remote"
 	"github.com/concord-sync/concord/report"
@@ -145,7 +147,14 @@ func cmdReport(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return usageErr("%v", err)
 		}
+		// A pair is the same pair in either order, and its history is
+		// one: a run of "sync b a" is shown as "report a b" asks, side 1
+		// being a.
+		swap := reversed(rn, p.Roots[0], p.Roots[1])
 		for _, it := range items {
+			if swap {
+				it = swapSides(it)
+			}
 			if byPath[it.Path] {
 				continue // a newer run already reported it
 			}
@@ -179,6 +188,38 @@ func cmdReport(ctx context.Context, e *env, args []string) error {
 		return usageErr("%v", err)
 	}
 	return w.Flush()
+}
+
+// reversed reports whether run rn synchronized root1 and root2 in the
+// other order (its ROOT1 is root2 and its ROOT2 root1, however spelled).
+func reversed(rn archive.Run, root1, root2 string) bool {
+	s1, err1 := profile.ResolveSide(rn.Root1, root1, root2)
+	s2, err2 := profile.ResolveSide(rn.Root2, root1, root2)
+	return err1 == nil && err2 == nil && s1 == reconcile.Two && s2 == reconcile.One
+}
+
+// sideRef matches "side 1" and "side 2" in the reasons reconcile gives
+// ("--no-deletion on side 2", "changed below on side 1 (3 paths)").
+var sideRef = regexp.MustCompile(`\bside ([12])\b`)
+
+// swapSides returns it as seen with the roots in the other order: the
+// sides exchanged, and the direction of its action and the side its reason
+// names with them.
+func swapSides(it archive.RunItem) archive.RunItem {
+	it.Side1, it.Side2 = it.Side2, it.Side1
+	switch it.Action {
+	case reconcile.OneToTwo.String():
+		it.Action = reconcile.TwoToOne.String()
+	case reconcile.TwoToOne.String():
+		it.Action = reconcile.OneToTwo.String()
+	}
+	it.Reason = sideRef.ReplaceAllStringFunc(it.Reason, func(m string) string {
+		if m == "side 1" {
+			return "side 2"
+		}
+		return "side 1"
+	})
+	return it
 }
 
 // localDiff diffs the two sides' current files when both roots are local
