@@ -249,6 +249,10 @@ func (r Root) String() string {
 		b.WriteString("/~")
 	case r.HomeRelative:
 		b.WriteString("/~/" + r.Path)
+	case strings.HasPrefix(r.Path, "/~"):
+		// An absolute directory named ~ or ~x: "ssh://h/~" would be the
+		// home, "ssh://h//~" is that directory.
+		b.WriteString("/" + r.Path)
 	default:
 		b.WriteString(r.Path)
 	}

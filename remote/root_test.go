@@ -143,6 +143,10 @@ func TestRootStringBuilt(t *testing.T) {
 		{Root{Host: "::1", User: "u", Path: "/"}, "ssh://u@[::1]/"},
 		{Root{Host: "h", Port: 2222, Path: "d", HomeRelative: true, Raw: "h:d"}, "ssh://h:2222/~/d"},
 		{Root{Local: true, Path: "a\x1b[2Jb"}, `a\x1b[2Jb`},
+		// Absolute directories named like the home (found by FuzzParseRoot).
+		{Root{Host: "h", Path: "/~"}, "ssh://h//~"},
+		{Root{Host: "h", Path: "/~x/y"}, "ssh://h//~x/y"},
+		{Root{Host: "h", Path: "/~", Raw: "h:/~"}, "h:/~"},
 	}
 	for _, tt := range tests {
 		if got := tt.r.String(); got != tt.want {
