@@ -873,3 +873,42 @@ func TestNewFilesReadOnce(t *testing.T) {
 		t.Errorf("second run propagated %d items: %q", res.Propagated, outcomes(res))
 	}
 }
+
+// problemEndpoint adds a path its scan could not read (or, with warning, a
+// special file it skipped) to every scan reply.
+type problemEndpoint struct {
+	remote.Endpoint
+	warning bool
+}
+
+func (e *problemEndpoint) Scan(ctx context.Context, req remote.ScanRequest, progress func(remote.ScanProgress)) (remote.ScanReply, error) {
+	r, err := e.Endpoint.Scan(ctx, req, progress)
+	r.Skipped = append(r.Skipped, remote.Problem{Path: "locked", Err: "cannot read directory: permission denied", Warning: e.warning})
+	return r, err
+}
+
+// TestScanFailuresCount checks that a path a scan could not read counts
+// as a failed item in the result (summary, report, history), not only in
+// the exit code, and that a warning (a FIFO skipped on purpose) does not.
+func TestScanFailuresCount(t *testing.T) {
+	for _, warning := range []bool{false, true} {
+		p := newPair(t)
+		p.write(1, "f.txt", "f")
+		cfg := p.config()
+		cfg.Dial = func(ctx context.Context, root string) (remote.Endpoint, error) {
+			ep := remote.Endpoint(local.New(root, local.Options{Version: "test"}))
+			if root == p.root[2] {
+				ep = &problemEndpoint{Endpoint: ep, warning: warning}
+			}
+			return ep, nil
+		}
+		res := p.sync(cfg)
+		wantFailed, wantCode := 1, 2
+		if warning {
+			wantFailed, wantCode = 0, 0
+		}
+		if res.Failed != wantFailed || res.ExitCode() != wantCode || res.Propagated != 1 {
+			t.Errorf("warning=%v: failed %d, exit %d, propagated %d; want %d, %d, 1", warning, res.Failed, res.ExitCode(), res.Propagated, wantFailed, wantCode)
+		}
+	}
+}

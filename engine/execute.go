@@ -183,6 +183,14 @@ func (s *Session) Execute(ctx context.Context, progress func(Progress)) (*Result
 	for i := 1; i <= 2; i++ {
 		x.res.ScanProblems = append(x.res.ScanProblems, s.scan[i].Skipped...)
 	}
+	// A path a scan could not read failed like an item that could not be
+	// carried out: it counts among the failures of the summary, the report
+	// and the history, not only in the exit code.
+	for _, p := range x.res.ScanProblems {
+		if !p.Warning {
+			x.res.Failed++
+		}
+	}
 	hist, runID := s.beginHistory(ctx, x.start)
 	if cmd := os.Getenv(HookEnv); cmd != "" && !s.cfg.DryRun {
 		out, err := exec.Command("sh", "-c", cmd).CombinedOutput()

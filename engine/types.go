@@ -112,7 +112,10 @@ type Result struct {
 	Root2      string
 	// Outcomes lists every item that was not a pure Record, in path order.
 	Outcomes []Outcome
-	// Propagated counts items carried out; Bytes the contents moved.
+	// Propagated counts items carried out, Skipped those left for a
+	// person, Failed those that failed, including the paths a scan could
+	// not read (the ScanProblems that are not warnings); Bytes the
+	// contents moved.
 	Propagated, Skipped, Failed int
 	Bytes                       int64
 	// ScanProblems lists paths a scan skipped (unreadable, special files).
@@ -123,14 +126,8 @@ type Result struct {
 // ExitCode maps the result to SPEC.md's codes: 0 in sync, 1 items skipped,
 // 2 items failed.
 func (r *Result) ExitCode() int {
-	failed := r.Failed
-	for _, p := range r.ScanProblems {
-		if !p.Warning {
-			failed++
-		}
-	}
 	switch {
-	case failed > 0:
+	case r.Failed > 0:
 		return 2
 	case r.Skipped > 0:
 		return 1
