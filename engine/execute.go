@@ -834,7 +834,7 @@ func (s *Session) finishHistory(ctx context.Context, db *archive.DB, id int64, r
 		if o.Err != nil {
 			reason = o.Err.Error()
 		}
-		items = append(items, archive.RunItem{Path: o.Item.Path, Status: status, Action: o.Item.Action.String(),
+		items = append(items, archive.RunItem{Path: o.Item.Path, Status: status, Action: o.Item.Attempted().String(),
 			Reason: reason, Side1: o.Item.One, Side2: o.Item.Two})
 	}
 	for _, p := range r.ScanProblems {

@@ -128,7 +128,7 @@ func decide(p Path, sub []Path, opts Options) (Item, bool) {
 	// Guards: forbidden propagations become skips.
 	if moves(action) {
 		if g := Guarded(&it, action, opts); g != "" {
-			action, reason = Skip, g
+			it.Held, action, reason = action, Skip, g
 		}
 	}
 	it.Action, it.Default, it.Reason = action, action, reason

@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/concord-sync/concord/archive/state"
@@ -626,6 +627,18 @@ func TestReconcile(t *testing.T) {
 				if it.Default != it.Action {
 					t.Errorf("%s: Default %v, want it equal to Action %v", it.Path, it.Default, it.Action)
 				}
+				// A guard's skip remembers the direction it held back:
+				// towards the side the reason names.
+				wantAttempt := it.Action
+				if it.Action == Skip && strings.HasPrefix(it.Reason, "--no-") {
+					wantAttempt = OneToTwo
+					if strings.HasSuffix(it.Reason, "on side 1") {
+						wantAttempt = TwoToOne
+					}
+				}
+				if got := it.Attempted(); got != wantAttempt {
+					t.Errorf("%s (%s, %q): Attempted %v, want %v", it.Path, it.Action, it.Reason, got, wantAttempt)
+				}
 				p := input[it.Path]
 				if it.Base != p.Base || it.One != p.One || it.Two != p.Two {
 					t.Errorf("%s: item does not carry the input's states", it.Path)
@@ -664,5 +677,23 @@ func TestReconcileDoesNotAliasInput(t *testing.T) {
 	plan.Items[0].Sub[0].Path = "changed"
 	if in[1].Path != "n/a" {
 		t.Errorf("Sub shares the input slice: input path became %q", in[1].Path)
+	}
+}
+
+func TestAttempted(t *testing.T) {
+	for _, tc := range []struct {
+		it   Item
+		want Action
+	}{
+		{Item{Action: OneToTwo, Default: OneToTwo}, OneToTwo},
+		{Item{Action: Skip, Default: Skip, Held: TwoToOne}, TwoToOne}, // a guard
+		{Item{Action: Skip, Default: OneToTwo}, OneToTwo},             // a person
+		{Item{Action: Skip, Default: Conflict}, Skip},                 // a conflict set aside
+		{Item{Action: Conflict, Default: Conflict}, Conflict},
+		{Item{Action: TwoToOne, Default: Skip, Held: OneToTwo}, TwoToOne}, // a person overrode the guard
+	} {
+		if got := tc.it.Attempted(); got != tc.want {
+			t.Errorf("%+v.Attempted() = %v, want %v", tc.it, got, tc.want)
+		}
 	}
 }

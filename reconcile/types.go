@@ -37,6 +37,22 @@ const (
 	Skip
 )
 
+// Attempted returns the direction a skipped item would have gone: the
+// propagation a guard held back, or the one Reconcile chose before a person
+// set the item aside. For any other item it is the item's Action.
+func (it *Item) Attempted() Action {
+	if it.Action != Skip {
+		return it.Action
+	}
+	switch {
+	case it.Held == OneToTwo || it.Held == TwoToOne:
+		return it.Held
+	case it.Default == OneToTwo || it.Default == TwoToOne:
+		return it.Default
+	}
+	return Skip
+}
+
 // String returns the name of a.
 func (a Action) String() string {
 	switch a {
@@ -84,6 +100,9 @@ type Item struct {
 	// Reason explains a Conflict or Skip in words ("both sides modified",
 	// "--no-deletion on side 2"). Empty for propagations.
 	Reason string
+	// Held is the propagation (OneToTwo or TwoToOne) that a guard such as
+	// --no-deletion turned into this Skip; Record otherwise.
+	Held Action
 	// Resolved holds the conflict's reason when --prefer or --force turned
 	// the conflict into a propagation (which a guard may then have turned
 	// into a Skip), so a report can say what was settled without asking.

@@ -144,7 +144,7 @@ func NewItem(it *reconcile.Item, status, reason string) Item {
 	return Item{
 		Path:   it.Path,
 		Status: status,
-		Action: it.Action.String(),
+		Action: it.Attempted().String(),
 		Reason: reason,
 		Base:   NewSide(it.Base),
 		Side1:  NewSide(it.One),
