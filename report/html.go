@@ -30,6 +30,7 @@ type htmlView struct {
 	RunStart, Duration         string
 	ExitCode                   int
 	ExitClass                  string
+	Error                      string
 	DryRun, AllRuns            bool
 	Conflicts, Skipped, Failed int
 	Propagated                 int
@@ -92,6 +93,7 @@ func newHTMLView(r *Report) *htmlView {
 		Duration:   runDuration(r.Run),
 		ExitCode:   r.Run.ExitCode,
 		ExitClass:  exitClass(r.Run.ExitCode),
+		Error:      displayText(r.Run.Error),
 		DryRun:     r.Run.DryRun,
 		AllRuns:    r.AllRuns,
 		Conflicts:  r.Count(StatusConflict),

@@ -38,6 +38,7 @@ type jsonRun struct {
 	Skipped    int       `json:"skipped"`
 	Failed     int       `json:"failed"`
 	Bytes      int64     `json:"bytes"`
+	Error      string    `json:"error,omitempty"`
 }
 
 type jsonItem struct {
@@ -147,7 +148,7 @@ func (r Report) MarshalJSON() ([]byte, error) {
 		Run: jsonRun{
 			Start: utc(r.Run.Start), End: utc(r.Run.End), ExitCode: r.Run.ExitCode,
 			DryRun: r.Run.DryRun, Propagated: r.Run.Propagated, Conflicts: r.Run.Conflicts,
-			Skipped: r.Run.Skipped, Failed: r.Run.Failed, Bytes: r.Run.Bytes,
+			Skipped: r.Run.Skipped, Failed: r.Run.Failed, Bytes: r.Run.Bytes, Error: r.Run.Error,
 		},
 		Items: make([]jsonItem, len(r.Items)),
 	}
@@ -189,7 +190,7 @@ func (r *Report) UnmarshalJSON(data []byte) error {
 		Run: RunInfo{
 			Start: j.Run.Start, End: j.Run.End, ExitCode: j.Run.ExitCode, DryRun: j.Run.DryRun,
 			Propagated: j.Run.Propagated, Conflicts: j.Run.Conflicts, Skipped: j.Run.Skipped,
-			Failed: j.Run.Failed, Bytes: j.Run.Bytes,
+			Failed: j.Run.Failed, Bytes: j.Run.Bytes, Error: j.Run.Error,
 		},
 	}
 	var err error

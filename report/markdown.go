@@ -24,6 +24,9 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 		fmt.Fprintf(&b, "- **Run:** %s, %s, exit code %d%s\n", humanTime(r.Run.Start),
 			runDuration(r.Run), r.Run.ExitCode, dryRun(r.Run))
 	}
+	if r.Run.Error != "" {
+		fmt.Fprintf(&b, "- **Stopped:** %s\n", mdText(r.Run.Error))
+	}
 	fmt.Fprintf(&b, "- **Items:** %s\n", runCounts(r))
 	scope := "the last run"
 	if r.AllRuns {

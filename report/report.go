@@ -62,6 +62,9 @@ type RunInfo struct {
 	Skipped    int
 	Failed     int
 	Bytes      int64
+	// Error says why the run stopped before it could finish (exit code
+	// 3: a guard, a lock, a missing root); "" for a run that finished.
+	Error string
 }
 
 // Item is one path that the run left unresolved.

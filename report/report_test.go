@@ -510,3 +510,39 @@ func FuzzReadJSON(f *testing.F) {
 		}
 	})
 }
+
+// TestStoppedRun checks that a run that stopped says why in every format
+// that shows the run, and that JSON reads it back.
+func TestStoppedRun(t *testing.T) {
+	start := time.Date(2026, 12, 3, 2, 0, 0, 0, time.UTC)
+	r := &Report{Root1: "/a", Root2: "web2:/b", Run: RunInfo{Start: start, End: start.Add(time.Second),
+		ExitCode: 3, Error: "root /a does not exist <b>"}}
+	var js, md, ht bytes.Buffer
+	if err := WriteJSON(&js, r); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(js.String(), `"error": "root /a does not exist \u003cb\u003e"`) {
+		t.Errorf("JSON does not carry the error:\n%s", js.String())
+	}
+	var back Report
+	if err := json.Unmarshal(js.Bytes(), &back); err != nil || back.Run.Error != r.Run.Error || back.Run.ExitCode != 3 {
+		t.Errorf("read back: %v, run %+v", err, back.Run)
+	}
+	if err := WriteMarkdown(&md, r); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(md.String(), "- **Stopped:** root /a does not exist") {
+		t.Errorf("Markdown does not say why the run stopped:\n%s", md.String())
+	}
+	if err := WriteHTML(&ht, r); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(ht.String(), "The run stopped:</b> root /a does not exist &lt;b&gt;") {
+		t.Errorf("HTML does not say (escaped) why the run stopped")
+	}
+	js.Reset()
+	r.Run.Error = ""
+	if err := WriteJSON(&js, r); err != nil || strings.Contains(js.String(), `"error"`) {
+		t.Errorf("a finished run's JSON has an error field (%v):\n%s", err, js.String())
+	}
+}

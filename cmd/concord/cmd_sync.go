@@ -17,10 +17,12 @@ import (
 	"github.com/concord-sync/concord/engine"
 	"github.com/concord-sync/concord/profile"
 	"github.com/concord-sync/concord/reconcile"
+	"github.com/concord-sync/concord/report"
 	"github.com/concord-sync/concord/tui"
 )
 
 func cmdSync(ctx context.Context, e *env, args []string) error {
+	start := time.Now()
 	o, err := parseArgs("sync", args, e.stderr)
 	if err != nil {
 		return err
@@ -93,6 +95,16 @@ func cmdSync(ctx context.Context, e *env, args []string) error {
 			if code < exitFailed {
 				code = exitFailed
 			}
+		}
+	}
+	if res == nil && err != nil && p.Report != "" {
+		// A run that stopped (a guard, a lock, a missing root) still
+		// replaces the last report: a dashboard reading it must not go
+		// on showing the run before as the latest.
+		r := &report.Report{Generated: time.Now(), Root1: p.Roots[0], Root2: p.Roots[1],
+			Run: report.RunInfo{Start: start, End: time.Now(), ExitCode: exitFatal, Error: cleanFatal(err)}}
+		if rerr := report.WriteFile(p.Report, r); rerr != nil {
+			fmt.Fprintf(e.stderr, "concord: %v\n", rerr)
 		}
 	}
 	if err != nil {
