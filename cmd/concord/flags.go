@@ -30,6 +30,24 @@ type options struct {
 	positional []string
 }
 
+// endOfFlags reports whether parsed, the arguments one fs.Parse call
+// consumed, ended with the terminator "--" rather than with "--" as the
+// value of a flag ("--prefer --").
+func endOfFlags(fs *flag.FlagSet, parsed []string) bool {
+	n := len(parsed)
+	if n == 0 || parsed[n-1] != "--" {
+		return false
+	}
+	if n >= 2 && strings.HasPrefix(parsed[n-2], "-") && !strings.Contains(parsed[n-2], "=") {
+		if f := fs.Lookup(strings.TrimLeft(parsed[n-2], "-")); f != nil {
+			if b, ok := f.Value.(interface{ IsBoolFlag() bool }); !ok || !b.IsBoolFlag() {
+				return false // "--" was that flag's value
+			}
+		}
+	}
+	return true
+}
+
 // parseArgs parses flags (anywhere among the arguments) for cmd ("sync" or
 // "report"), loads the profile if one is named, and lets flags given on the
 // command line override it.
@@ -60,7 +78,7 @@ func parseArgs(cmd string, args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&compress, "compress", false, "compress traffic to remote roots (zstd)")
 	fs.StringVar(&sshConfig, "ssh-config", "", "read this ssh_config instead of ~/.ssh/config")
 	fs.StringVar(&timeout, "connect-timeout", "", "give up connecting to a remote host after this long (default 10s)")
-	fs.BoolVar(&o.verbose, "v", false, "more output: every item, including propagated ones as they happen")
+	fs.BoolVar(&o.verbose, "v", false, "more output: each side's scan counts, and failures as they happen")
 	fs.BoolVar(&o.quiet, "q", false, "less output: only problems (nothing at all when everything is in sync)")
 	fs.BoolVar(&o.noColor, "no-color", false, "no colours in the interactive screen (NO_COLOR is honoured too)")
 	if cmd == "report" {
@@ -80,12 +98,17 @@ func parseArgs(cmd string, args []string, stderr io.Writer) (*options, error) {
 			}
 			return nil, &exitError{code: exitFatal, err: errQuiet}
 		}
-		args = fs.Args()
-		if len(args) == 0 {
+		rest := fs.Args()
+		if endOfFlags(fs, args[:len(args)-len(rest)]) {
+			// "--": everything after it is a root, even "-b".
+			pos = append(pos, rest...)
 			break
 		}
-		pos = append(pos, args[0])
-		args = args[1:]
+		if len(rest) == 0 {
+			break
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
 	}
 	o.positional = pos
 	set := map[string]bool{}
@@ -117,6 +140,12 @@ func parseArgs(cmd string, args []string, stderr io.Writer) (*options, error) {
 	}
 	if set["force"] {
 		p.Force = force
+		if !set["prefer"] {
+			p.Prefer = "" // the command line's --force settles what a profile's prefer would
+		}
+	}
+	if set["prefer"] && !set["force"] {
+		p.Force = "" // and its --prefer replaces a profile's force
 	}
 	if set["no-deletion"] {
 		p.NoDeletion = noDel
@@ -150,6 +179,9 @@ func parseArgs(cmd string, args []string, stderr io.Writer) (*options, error) {
 			return nil, usageErr("--max-backups %d: give 0 (keep all) or a positive count", maxBackups)
 		}
 		p.MaxBackups = maxBackups
+		if p.BackupDir == "" {
+			return nil, usageErr("--max-backups %d needs --backup-dir (or backup_dir in the profile): there are no backups to limit", maxBackups)
+		}
 	}
 	if set["compress"] {
 		p.Compress = compress
