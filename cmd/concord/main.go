@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 
 	"github.com/concord-sync/concord/remote"
@@ -114,11 +115,11 @@ func exitCode(err error, stderr io.Writer) int {
 	var ee *exitError
 	if errors.As(err, &ee) {
 		if ee.err != nil && ee.err != errQuiet {
-			fmt.Fprintf(stderr, "concord: %v\n", ee.err)
+			fmt.Fprintf(stderr, "concord: %s\n", strings.ReplaceAll(ee.err.Error(), "\n", "\nconcord: "))
 		}
 		return ee.code
 	}
-	fmt.Fprintf(stderr, "concord: %v\n", cleanFatal(err))
+	fmt.Fprintf(stderr, "concord: %s\n", strings.ReplaceAll(cleanFatal(err), "\n", "\nconcord: "))
 	return exitFatal
 }
 
@@ -127,11 +128,16 @@ var errQuiet = errors.New("")
 
 // cleanFatal drops the "fatal: " class prefix from messages for people.
 func cleanFatal(err error) string {
-	msg := err.Error()
-	for _, p := range []string{remote.ErrFatal.Error() + ": ", remote.ErrLocked.Error() + ": "} {
-		for len(msg) > len(p) && msg[:len(p)] == p {
-			msg = msg[len(p):]
+	lines := strings.Split(err.Error(), "\n")
+	for i, msg := range lines {
+		// Each line: errors.Join puts the second of two fatal errors (a
+		// root missing on each side) on a line of its own.
+		for _, p := range []string{remote.ErrFatal.Error() + ": ", remote.ErrLocked.Error() + ": "} {
+			for len(msg) > len(p) && msg[:len(p)] == p {
+				msg = msg[len(p):]
+			}
 		}
+		lines[i] = msg
 	}
-	return msg
+	return strings.Join(lines, "\n")
 }
