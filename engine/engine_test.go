@@ -2,6 +2,8 @@ package engine_test
 
 import (
 	"context"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -910,5 +912,39 @@ func TestScanFailuresCount(t *testing.T) {
 		if res.Failed != wantFailed || res.ExitCode() != wantCode || res.Propagated != 1 {
 			t.Errorf("warning=%v: failed %d, exit %d, propagated %d; want %d, %d, 1", warning, res.Failed, res.ExitCode(), res.Propagated, wantFailed, wantCode)
 		}
+	}
+}
+
+// failingPut reads every file it is sent to the end, then fails the put.
+type failingPut struct{ remote.Endpoint }
+
+func (f *failingPut) Apply(ctx context.Context, op remote.Op, content io.Reader) (*state.Entry, error) {
+	if op.Kind == remote.OpPut && content != nil {
+		io.Copy(io.Discard, content)
+		return nil, errors.New("disk on fire")
+	}
+	return f.Endpoint.Apply(ctx, op, content)
+}
+
+// TestBytesOnlyOfPropagated checks that the run's byte count is of the
+// files propagated, not of a copy that failed after reading its source.
+func TestBytesOnlyOfPropagated(t *testing.T) {
+	p := newPair(t)
+	p.write(1, "f.txt", strings.Repeat("x", 1000))
+	cfg := p.config()
+	cfg.Dial = func(ctx context.Context, root string) (remote.Endpoint, error) {
+		ep := remote.Endpoint(local.New(root, local.Options{Version: "test"}))
+		if root == p.root[2] {
+			ep = &failingPut{ep}
+		}
+		return ep, nil
+	}
+	res := p.sync(cfg)
+	if res.Failed != 1 || res.Bytes != 0 {
+		t.Errorf("failed %d, bytes %d; want 1 failed and 0 bytes", res.Failed, res.Bytes)
+	}
+	res = p.sync(p.config())
+	if res.Propagated != 1 || res.Bytes != 1000 {
+		t.Errorf("after the failure: propagated %d, bytes %d; want 1 and 1000", res.Propagated, res.Bytes)
 	}
 }

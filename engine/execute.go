@@ -609,8 +609,19 @@ func (x *executor) transfer(S, D reconcile.Side, p string, src, dst *state.Entry
 		return nil, err
 	}
 	defer rc.Close()
-	cr := &countReader{r: rc, n: &x.bytes}
-	return to.Apply(x.ctx, op, cr)
+	return x.applyCounted(to, op, rc)
+}
+
+// applyCounted applies op with the contents read from rc, and counts the
+// bytes read among the run's only if it succeeded: the summary's "(N B)"
+// is what was propagated, not what a failed copy read before it failed.
+func (x *executor) applyCounted(to remote.Endpoint, op remote.Op, rc io.Reader) (*state.Entry, error) {
+	var n atomic.Int64
+	ent, err := to.Apply(x.ctx, op, &countReader{r: rc, n: &n})
+	if err == nil {
+		x.bytes.Add(n.Load())
+	}
+	return ent, err
 }
 
 // deltaTransfer tries an rsync-style transfer to side D; ok is false when
@@ -660,7 +671,7 @@ func (x *executor) deltaTransfer(D reconcile.Side, op remote.Op) (*state.Entry, 
 	}
 	defer rc.Close()
 	op.Delta = true
-	ent, err := to.Apply(x.ctx, op, &countReader{r: rc, n: &x.bytes})
+	ent, err := x.applyCounted(to, op, rc)
 	return ent, err, true
 }
 
