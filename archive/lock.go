@@ -14,10 +14,11 @@ import (
 
 // Lock is a held pair lock: a file holding the owner's pid and host name,
 // on which the owner also holds an flock(2) for as long as it runs. The
-// flock makes taking the lock (and taking over a stale one) atomic between
-// processes; the pid and host in the file name the holder in messages and
-// let a lock written by a process that no longer runs (same host) be taken
-// over.
+// flock decides who holds the lock on this host and makes taking it (and
+// taking over a stale one) atomic between processes; the pid and host in
+// the file name the holder in messages, and the host tells a lock of this
+// host, whose flock can be trusted, from one of another host, whose flock
+// cannot.
 type Lock struct {
 	path string
 	f    *os.File
@@ -27,6 +28,39 @@ type Lock struct {
 var ErrLockHeld = errors.New("lock held")
 
 // AcquireLock takes the lock at path.
+//
+// A lock whose flock is held is held: its holder is a live concord (the
+// descriptor is not inherited across exec). A lock whose flock is free and
+// whose file names this host is stale and taken over, whether or not the
+// process it names is alive: a concord that runs holds the flock for its
+// whole run, so the named process has exited (a crash, a kill -9, a reboot)
+// and its pid, if alive, now belongs to an unrelated process, as is common
+// after a reboot, when the same services start again with the same pids.
+// The pid is not consulted at all, so a zombie holder (exited, not reaped)
+// is stale too.
+//
+// A lock naming another host is never taken over: its file may lie on a
+// file system shared between hosts, where an flock taken on one host need
+// not be seen on another (NFS mounted with nolock or local_lock, some FUSE
+// file systems), so a free flock proves nothing about a run there, and a
+// pid of another host cannot be checked from here.
+//
+// Older versions: every concord since the lock became an flock holds it in
+// the same way and writes the same "PID HOST" line, so a lock file left by
+// one of them (a crash before an upgrade) is taken over like our own.
+// Development builds from before that (never released) created the file
+// exclusively and held no flock; a run of such a build still going on would
+// be taken over. Keeping the pid rule for files that lack some marker
+// would not help: no lock file written so far carries one, so every lock
+// left behind with a reused pid would stay stuck, which is what this rule
+// fixes.
+//
+// File systems without flock (ENOLCK on NFS without a lock daemon,
+// EOPNOTSUPP or ENOSYS on some FUSE and SMB mounts): AcquireLock fails, as
+// it always has, with an error naming the file and what to do, rather than
+// fall back to the pid alone. Without the flock two runs starting together
+// could both find the lock free, and a reused pid could not be told from a
+// live holder, so the run would be guarded by a lock that does not hold.
 func AcquireLock(path string) (*Lock, error) {
 	host, _ := os.Hostname()
 	me := fmt.Sprintf("%d %s\n", os.Getpid(), host)
@@ -41,7 +75,7 @@ func AcquireLock(path string) (*Lock, error) {
 			if errors.Is(err, unix.EWOULDBLOCK) {
 				return nil, heldErr(path, string(b), host)
 			}
-			return nil, fmt.Errorf("lock %s: %w", path, err)
+			return nil, fmt.Errorf("lock %s: %w (concord needs flock(2) in its state directory: set XDG_STATE_HOME to a directory on a local file system)", path, err)
 		}
 		// The file may have been released and removed between our open
 		// and our flock: then we hold a lock on a name nobody sees.
@@ -56,12 +90,13 @@ func AcquireLock(path string) (*Lock, error) {
 			return nil, fmt.Errorf("read lock %s: %w", path, err)
 		}
 		if len(strings.TrimSpace(string(content))) > 0 {
-			pid, holder, ok := parseLock(string(content))
-			if !ok || holder != host || alive(pid) {
+			_, holder, ok := parseLock(string(content))
+			if !ok || holder != host {
 				f.Close()
 				return nil, heldErr(path, string(content), host)
 			}
-			// Stale: its process is gone. Take it over.
+			// Stale: we hold its flock, so the run that wrote it has
+			// ended, whatever process now has its pid. Take it over.
 		}
 		if err := writeLock(f, me); err != nil {
 			f.Close()
@@ -93,7 +128,7 @@ func heldErr(path, content, host string) error {
 	case holder != host:
 		return fmt.Errorf("%w by process %d on host %s (lock file %s); if that run is gone, remove the file", ErrLockHeld, pid, holder, path)
 	}
-	return fmt.Errorf("%w by process %d on this host (%s); wait for it to finish (lock file %s)", ErrLockHeld, pid, holder, path)
+	return fmt.Errorf("%w by process %d on this host (%s); wait for it to finish, or, if you are sure that no run of this pair is going on, remove the lock file %s", ErrLockHeld, pid, holder, path)
 }
 
 func parseLock(s string) (int, string, bool) {
