@@ -144,8 +144,8 @@ func (s *Session) connect(ctx context.Context) error {
 			return asFatal(err)
 		}
 	}
-	// Open one side after the other: each takes its lock.
-	for i := 1; i <= 2; i++ {
+	// Open one side after the other, in lockOrder: each takes its lock.
+	for _, i := range s.lockOrder() {
 		if sp := s.spec; sp != nil && sp.side == i {
 			<-sp.opened
 			if sp.openErr != nil {
@@ -170,6 +170,31 @@ func (s *Session) connect(ctx context.Context) error {
 	}
 	s.rememberPeers()
 	return nil
+}
+
+// lockOrder returns the sides in the order their archives are opened, and
+// so their locks taken.
+//
+// Two local roots are opened in the order of their replica ids, whatever
+// the order of the roots on the command line: of two runs of the pair
+// started at the same moment ("sync a b" and "sync b a"), each taking the
+// lock of its own first root, each could get one lock and then find the
+// other held, and both would exit 3. In one order for all runs, whichever
+// takes the first lock finds the second free (a run that failed the first
+// lock never tries the second), so one run always goes ahead.
+//
+// With a remote root the sides are opened in root order, as before: the
+// remote lock is taken by concord serve on the far side and the local one
+// here, and the local archive is usually opened, its lock taken, while the
+// remote side is still connecting (a speculation, see speculate.go), before
+// its replica id is known. No order holds across runs there, so two runs
+// in opposite root orders started together may still both exit 3 (a rare
+// race; the next run goes through).
+func (s *Session) lockOrder() [2]int {
+	if isRemoteRoot(s.root(1)) || isRemoteRoot(s.root(2)) || s.info[1].ReplicaID < s.info[2].ReplicaID {
+		return [2]int{1, 2}
+	}
+	return [2]int{2, 1}
 }
 
 // checkRoots refuses two roots that are one directory or nested.
