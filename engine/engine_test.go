@@ -912,6 +912,10 @@ func TestScanFailuresCount(t *testing.T) {
 		if res.Failed != wantFailed || res.ExitCode() != wantCode || res.Propagated != 1 {
 			t.Errorf("warning=%v: failed %d, exit %d, propagated %d; want %d, %d, 1", warning, res.Failed, res.ExitCode(), res.Propagated, wantFailed, wantCode)
 		}
+		want := "cannot read directory: permission denied (side 2, " + p.root[2] + ")"
+		if len(res.ScanProblems) != 1 || res.ScanProblems[0].Err != want {
+			t.Errorf("scan problems %+v; want one saying %q", res.ScanProblems, want)
+		}
 	}
 }
 

@@ -180,8 +180,14 @@ func (s *Session) Execute(ctx context.Context, progress func(Progress)) (*Result
 	defer stop()
 	x := &executor{s: s, ctx: ctx, stopRun: stop, progress: progress, start: time.Now()}
 	x.res = &Result{Start: x.start, Root1: s.cfg.Root1, Root2: s.cfg.Root2, DryRun: s.cfg.DryRun}
+	roots := [3]string{"", s.cfg.Root1, s.cfg.Root2}
 	for i := 1; i <= 2; i++ {
-		x.res.ScanProblems = append(x.res.ScanProblems, s.scan[i].Skipped...)
+		for _, p := range s.scan[i].Skipped {
+			// Which side: the same directory unreadable on both sides
+			// gave two identical lines.
+			p.Err = fmt.Sprintf("%s (side %d, %s)", p.Err, i, roots[i])
+			x.res.ScanProblems = append(x.res.ScanProblems, p)
+		}
 	}
 	// A path a scan could not read failed like an item that could not be
 	// carried out: it counts among the failures of the summary, the report

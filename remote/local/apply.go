@@ -372,7 +372,7 @@ func (e *Endpoint) writeTemp(dirfd int, op remote.Op, content io.Reader) (st sta
 			createMode = perm
 		}
 		if fd, err = openAnonymous(dirfd, createMode); err != nil {
-			return st, nil, pathErr("create temporary file for", op.Path, err)
+			return st, nil, dirWriteErr(dirfd, "create temporary file for", op.Path, err)
 		}
 	}
 	if fd >= 0 {
@@ -381,7 +381,7 @@ func (e *Endpoint) writeTemp(dirfd int, op remote.Op, content io.Reader) (st sta
 		st.tmp = tempName()
 		fd, err = unix.Openat(dirfd, st.tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
 		if err != nil {
-			return staged{fd: -1}, nil, pathErr("create temporary file for", op.Path, err)
+			return staged{fd: -1}, nil, dirWriteErr(dirfd, "create temporary file for", op.Path, err)
 		}
 	}
 	f := &earlyWriteback{f: scan.RawFile(fd)}

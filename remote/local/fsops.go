@@ -2,6 +2,7 @@ package local
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"strconv"
@@ -88,4 +89,21 @@ func matches(expect, cur *state.Entry) bool {
 
 func pathErr(op, p string, err error) error {
 	return &fs.PathError{Op: op, Path: state.Display(p), Err: err}
+}
+
+// dirWriteErr is pathErr for a write into the directory dirfd of p that
+// the system refused: when that directory has no write permission for its
+// owner (a read-only directory, whose mode a sync carries to the other
+// side), it says so and what to do, since "permission denied" alone sends
+// a person looking at the file.
+func dirWriteErr(dirfd int, op, p string, err error) error {
+	var st unix.Stat_t
+	if !errors.Is(err, unix.EACCES) || unix.Fstat(dirfd, &st) != nil || st.Mode&0o200 != 0 {
+		return pathErr(op, p, err)
+	}
+	dir := state.Parent(p)
+	if dir == "" {
+		dir = "."
+	}
+	return fmt.Errorf("%w: its directory %s is read-only (mode %04o): make it writable (chmod u+w) for changes to reach it", pathErr(op, p, err), state.Display(dir), st.Mode&0o7777)
 }

@@ -1540,3 +1540,30 @@ func TestGroupSyncHandsOverTheLead(t *testing.T) {
 		t.Errorf("%d flushes, want 2 (the first, then one for the three that came during it)", got)
 	}
 }
+
+func TestDirWriteErr(t *testing.T) {
+	dir := t.TempDir()
+	ro := filepath.Join(dir, "p")
+	if err := os.Mkdir(ro, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		dir  string
+		err  error
+		want string
+	}{
+		{ro, unix.EACCES, "create temporary file for p/z: permission denied: its directory p is read-only (mode 0555): make it writable (chmod u+w) for changes to reach it"},
+		{ro, unix.ENOSPC, "create temporary file for p/z: no space left on device"},
+		{dir, unix.EACCES, "create temporary file for p/z: permission denied"},
+	} {
+		fd, err := unix.Open(tc.dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := dirWriteErr(fd, "create temporary file for", "p/z", tc.err)
+		unix.Close(fd)
+		if got.Error() != tc.want || !errors.Is(got, tc.err) {
+			t.Errorf("dirWriteErr(%s, %v) = %q, want %q wrapping the error", tc.dir, tc.err, got, tc.want)
+		}
+	}
+}
