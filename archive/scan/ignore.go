@@ -46,10 +46,3 @@ func (m *Matcher) Match(components []string, isDir bool) bool {
 
 // Active reports whether any pattern is set.
 func (m *Matcher) Active() bool { return m != nil && m.m != nil }
-
-// TempPrefix starts the name of every temporary file concord writes. Such
-// files are never reported as changes; stale ones are removed.
-const TempPrefix = ".concord-tmp-"
-
-// IsTemp reports whether name is one of concord's temporary files.
-func IsTemp(name string) bool { return strings.HasPrefix(name, TempPrefix) }
