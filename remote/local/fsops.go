@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"strconv"
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
@@ -17,38 +16,26 @@ import (
 
 var tempSeq atomic.Uint64
 
-// tempName returns a fresh temporary file name. It carries the pid so that a
-// later run can tell a dead run's leftovers from a live one's.
+// tempName returns a fresh temporary file name (see scan.TempName). It
+// carries the pid so that a later run can tell a dead run's leftovers from a
+// live one's.
 func tempName() string {
-	b := make([]byte, 0, len(scan.TempPrefix)+32)
-	b = append(b, scan.TempPrefix...)
-	b = strconv.AppendInt(b, int64(pid), 10)
-	b = append(b, '-')
-	b = strconv.AppendUint(b, tempSeq.Add(1), 10)
-	b = append(b, '-')
-	b = strconv.AppendInt(b, unixNano()%1e6, 10)
-	return string(b)
+	return scan.TempName(pid, tempSeq.Add(1), unixNano())
 }
 
 // pid is this process's id, asked once (os.Getpid is a system call).
 var pid = os.Getpid()
 
-// tempOwnerDead reports whether the temporary file name belongs to a process
-// that no longer runs on this host.
+// tempOwnerDead reports whether name is one of concord's temporary files
+// (scan.IsTemp) written by a process that no longer runs on this host, so
+// a leftover to remove. It is false for any other name, however much it
+// looks like one: such a file is a user's.
 func tempOwnerDead(name string) bool {
-	rest := name[len(scan.TempPrefix):]
-	i := 0
-	for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
-		i++
-	}
-	pid, err := strconv.Atoi(rest[:i])
-	if err != nil || pid <= 0 {
-		return true
-	}
-	if pid == os.Getpid() {
+	owner, ok := scan.TempOwner(name)
+	if !ok || owner == os.Getpid() {
 		return false
 	}
-	return !archive.ProcessAlive(pid)
+	return !archive.ProcessAlive(owner)
 }
 
 // lstatAt returns the entry at name in dirfd (nil if absent), without hash

@@ -424,9 +424,28 @@ func TestScanRemovesDeadTemps(t *testing.T) {
 	os.WriteFile(dead, []byte("x"), 0o600)
 	os.Mkdir(deadDir, 0o700)
 	os.WriteFile(mine, []byte("x"), 0o600)
+	// A user's names with the prefix, that concord never makes: files and
+	// directories like any other, reported and kept.
+	users := []string{"d/" + scan.TempPrefix + "notes", scan.TempPrefix + "99999997-1-1.bak",
+		scan.TempPrefix + "dir", scan.TempPrefix + "dir/" + scan.TempPrefix + "x", scan.TempPrefix + "99999996"}
+	os.WriteFile(filepath.Join(f.root, users[0]), []byte("my notes"), 0o600)
+	os.WriteFile(filepath.Join(f.root, users[1]), []byte("backup"), 0o600)
+	os.Mkdir(filepath.Join(f.root, users[2]), 0o700)
+	os.WriteFile(filepath.Join(f.root, users[3]), []byte("k"), 0o600)
+	os.Mkdir(filepath.Join(f.root, users[4]), 0o700)
 	rep := f.commitScan()
-	if len(rep.Changes) != 0 {
-		t.Errorf("temporary files reported as changes: %+v", rep.Changes)
+	var reported []string
+	for _, c := range rep.Changes {
+		reported = append(reported, c.Path)
+	}
+	slices.Sort(reported)
+	if want := slices.Sorted(slices.Values(users)); !slices.Equal(reported, want) {
+		t.Errorf("changes %q, want the user's files %q (and no temporary file)", reported, want)
+	}
+	for _, u := range users {
+		if _, err := os.Lstat(filepath.Join(f.root, u)); err != nil {
+			t.Errorf("the user's %s was taken for a temporary file: %v", u, err)
+		}
 	}
 	for _, p := range []string{dead, deadDir} {
 		if _, err := os.Lstat(p); !errors.Is(err, os.ErrNotExist) {
@@ -595,6 +614,18 @@ func TestRemove(t *testing.T) {
 		{name: "symlink inside retargeted", path: "d", before: func(f *fixture) {
 			os.Remove(filepath.Join(f.root, "d/s/ln"))
 			os.Symlink("elsewhere", filepath.Join(f.root, "d/s/ln"))
+		}, wantErr: remote.ErrChanged},
+		{name: "a dead run's temporary file inside", path: "d", before: func(f *fixture) {
+			os.WriteFile(filepath.Join(f.root, "d/s", scan.TempPrefix+"99999999-1-1"), []byte("partial"), 0o600)
+		}, gone: true},
+		{name: "this run's temporary file inside", path: "d", before: func(f *fixture) {
+			os.WriteFile(filepath.Join(f.root, "d/s", tempName()), []byte("partial"), 0o600)
+		}, wantErr: remote.ErrChanged},
+		{name: "a user's file named like a temporary appeared", path: "d", before: func(f *fixture) {
+			os.WriteFile(filepath.Join(f.root, "d/s", scan.TempPrefix+"notes"), []byte("my notes"), 0o644)
+		}, wantErr: remote.ErrChanged},
+		{name: "a user's file named like a dead run's temporary appeared", path: "d", before: func(f *fixture) {
+			os.WriteFile(filepath.Join(f.root, "d/s", scan.TempPrefix+"99999999-1-1.bak"), []byte("my notes"), 0o644)
 		}, wantErr: remote.ErrChanged},
 		{name: "file changed after the scan", path: "f", before: func(f *fixture) {
 			os.WriteFile(filepath.Join(f.root, "f"), []byte("edited"), 0o644)
@@ -1072,8 +1103,17 @@ func TestTempOwnerDead(t *testing.T) {
 		{tempName(), false},
 		{scan.TempPrefix + "99999999-1-1", true},
 		{scan.TempPrefix + "1-1-1", false}, // init is alive
-		{scan.TempPrefix + "x", true},
-		{scan.TempPrefix, true},
+		// Not concord's names, so never leftovers, whatever they hold
+		// where concord's pid would be.
+		{scan.TempPrefix + "x", false},
+		{scan.TempPrefix, false},
+		{scan.TempPrefix + "notes", false},
+		{scan.TempPrefix + "99999999", false},
+		{scan.TempPrefix + "99999999-1-1.bak", false},
+		{scan.TempPrefix + "099999999-1-1", false},
+		{scan.TempPrefix + "5f5e0ff-1-1", false},
+		{scan.TempPrefix + "5F5E0FF-1-1", false},
+		{".CONCORD-TMP-99999999-1-1", false},
 	}
 	for _, tt := range tests {
 		if got := tempOwnerDead(tt.name); got != tt.dead {
