@@ -15,6 +15,8 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 	"golang.org/x/net/html"
+
+	"github.com/concord-sync/concord/archive/scan"
 )
 
 func TestMain(m *testing.M) {
@@ -113,11 +115,12 @@ func scriptParams(dir string) testscript.Params {
 					ts.Fatalf("decodes %s %s: %v", args[0], args[1], err)
 				}
 			},
-			// notemp DIR fails if a concord temporary file is left in DIR.
+			// notemp DIR fails if a concord temporary file is left in DIR
+			// (a user's file that merely starts the same way is not one).
 			"notemp": func(ts *testscript.TestScript, neg bool, args []string) {
 				for _, a := range args {
 					filepath.Walk(ts.MkAbs(a), func(p string, fi os.FileInfo, err error) error {
-						if err == nil && strings.HasPrefix(fi.Name(), ".concord-tmp-") {
+						if err == nil && scan.IsTemp(fi.Name()) {
 							ts.Fatalf("temporary file left: %s", p)
 						}
 						return nil
