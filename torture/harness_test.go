@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/concord-sync/concord/archive/scan"
 	"github.com/concord-sync/concord/internal/sshdtest"
 )
 
@@ -268,8 +269,9 @@ func sumOf(b []byte) string {
 	return hex.EncodeToString(s[:16])
 }
 
-// isTemp reports whether name is a concord temporary file.
-func isTemp(name string) bool { return strings.HasPrefix(name, ".concord-tmp-") }
+// isTemp reports whether name is a concord temporary file (a user's file
+// that merely starts the same way is not).
+func isTemp(name string) bool { return scan.IsTemp(name) }
 
 // snapshot walks root (not following symlinks) and returns its entries and
 // the concord temporary files found in it.
