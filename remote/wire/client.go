@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/concord-sync/concord/archive/scan"
 	"github.com/concord-sync/concord/archive/state"
 	"github.com/concord-sync/concord/remote"
 	"github.com/concord-sync/concord/remote/delta"
@@ -356,10 +358,35 @@ func (cl *Client) items(ctx context.Context, t msgType, body any, newBatch func(
 	}
 }
 
-// checkPath refuses a path from the server that could leave the root.
+// checkPath refuses a path from the server that could leave the root, or
+// that names a concord temporary file (see validPath).
 func checkPath(what, p string) error {
-	if err := state.ValidatePath(p); err != nil {
+	if err := validPath(p); err != nil {
 		return fmt.Errorf("the remote sent an unsafe path in its %s reply, refused: %w: %w", what, err, remote.ErrUnsafePath)
+	}
+	return nil
+}
+
+// validPath checks a path a peer sent: state.ValidatePath, and no component
+// may be one of concord's temporary file names (scan.IsTemp). No scan
+// reports such a name, so no honest peer sends one; acting on one could
+// replace or delete another run's temporary file, or create a file that is
+// never synchronized. A user's name that merely starts the same way
+// (".concord-tmp-notes") is an ordinary name and passes.
+func validPath(p string) error {
+	if err := state.ValidatePath(p); err != nil {
+		return err
+	}
+	for rest := p; rest != ""; {
+		c := rest
+		if i := strings.IndexByte(rest, '/'); i >= 0 {
+			c, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = ""
+		}
+		if scan.IsTemp(c) {
+			return fmt.Errorf("path %s names a concord temporary file", state.Display(p))
+		}
 	}
 	return nil
 }

@@ -21,7 +21,8 @@
 // client sends.
 //
 // Neither side trusts the other with paths: the server checks every path
-// it receives with state.ValidatePath before calling its endpoint, and the
-// client checks every path the server sends back, refusing with
-// remote.ErrUnsafePath.
+// it receives with state.ValidatePath, and for a component that is one of
+// concord's temporary file names (scan.IsTemp), before calling its
+// endpoint, and the client checks every path the server sends back,
+// refusing with remote.ErrUnsafePath.
 package wire

@@ -117,13 +117,13 @@ func FuzzClientReplies(f *testing.F) {
 		switch which % 7 {
 		case 0:
 			cl.Scan(ctx, remote.ScanRequest{Hashing: func(p string, old, cur *state.Entry) {
-				if state.ValidatePath(p) != nil || old == nil || cur == nil || old.Kind != state.File || cur.Kind != state.File {
+				if validPath(p) != nil || old == nil || cur == nil || old.Kind != state.File || cur.Kind != state.File {
 					t.Errorf("Scan announced %q (%v, %v): want a safe path and two files", p, old, cur)
 				}
 			}}, func(remote.ScanProgress) {})
 		case 1:
 			cl.ArchiveList(ctx, func(p string, e *state.Entry) error {
-				if state.ValidatePath(p) != nil {
+				if validPath(p) != nil {
 					t.Errorf("ArchiveList passed on the unsafe path %q", p)
 				}
 				return nil
@@ -193,7 +193,7 @@ type pathCheckingEP struct {
 }
 
 func (e *pathCheckingEP) check(p string) {
-	if p != "" && state.ValidatePath(p) != nil {
+	if p != "" && validPath(p) != nil {
 		e.t.Errorf("the endpoint was given the unsafe path %q", p)
 	}
 }

@@ -138,6 +138,15 @@ func TestHostileServer(t *testing.T) {
 			want: []error{remote.ErrUnsafePath},
 		},
 		{
+			name: "scan sends a concord temporary file",
+			script: func(p *rawPeer, req *frame) error {
+				p.send(tItems, req.ID, &wScanItems{Changes: []wChange{{Path: "d/.concord-tmp-99999999-1-0", New: toWire(tenBytes)}}}, nil)
+				return p.send(tReply, req.ID, &wScanReply{}, nil)
+			},
+			call: func(cl *Client) error { _, err := cl.Scan(ctx, remote.ScanRequest{}, nil); return err },
+			want: []error{remote.ErrUnsafePath},
+		},
+		{
 			name: "scan skips a path with a NUL",
 			script: func(p *rawPeer, req *frame) error {
 				p.send(tItems, req.ID, &wScanItems{Skipped: []wProblem{{Path: "a\x00b", Err: "x"}}}, nil)

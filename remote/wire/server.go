@@ -27,7 +27,8 @@ const (
 // Serve answers the protocol on rw (in `concord serve`, standard input and
 // output) with ep, until the client closes the connection, ctx is done, or
 // the client breaks the protocol. Every path the client sends is checked
-// with state.ValidatePath before ep sees it; an unsafe one is refused with
+// with state.ValidatePath, and for a component that is one of concord's
+// temporary file names, before ep sees it; an unsafe one is refused with
 // an error wrapping remote.ErrUnsafePath. Requests run concurrently, so ep
 // must accept concurrent calls (as remote.Endpoint requires).
 //
@@ -216,12 +217,13 @@ func (s *server) start(ctx context.Context, f *frame) error {
 	return nil
 }
 
-// checkPath refuses a path from the client that could leave the root.
+// serverCheckPath refuses a path from the client that could leave the
+// root, or that names a concord temporary file (see validPath).
 func serverCheckPath(p string, rootOK bool) error {
 	if p == "" && rootOK {
 		return nil
 	}
-	if err := state.ValidatePath(p); err != nil {
+	if err := validPath(p); err != nil {
 		return fmt.Errorf("refused: %w: %w", err, remote.ErrUnsafePath)
 	}
 	return nil

@@ -296,7 +296,9 @@ func TestReadFileErrors(t *testing.T) {
 
 func TestServerRefusesUnsafePaths(t *testing.T) {
 	ctx := context.Background()
-	bad := []string{"../x", "/etc/passwd", "a/../../b", "a\x00b", "a//b", "./a"}
+	bad := []string{"../x", "/etc/passwd", "a/../../b", "a\x00b", "a//b", "./a",
+		// concord's temporary names, which no scan reports.
+		".concord-tmp-1-2-3", "d/.concord-tmp-99999999-1-0", "d/.concord-tmp-4242-17-903211/x"}
 	calls := []struct {
 		name string
 		do   func(cl *Client, p string) error
@@ -332,6 +334,24 @@ func TestServerRefusesUnsafePaths(t *testing.T) {
 					t.Fatal("the endpoint was called with an unsafe path")
 				}
 			})
+		}
+	}
+}
+
+// TestServerAcceptsUserTempLikeNames: a user's name that starts like
+// concord's temporary files without being one is an ordinary path.
+func TestServerAcceptsUserTempLikeNames(t *testing.T) {
+	ctx := context.Background()
+	ep := newFake()
+	cl, _ := pair(t, ep)
+	for _, p := range []string{".concord-tmp-notes", "d/.concord-tmp-dir/k", ".concord-tmp-1-2-3.bak",
+		".concord-tmp-99999999", "d/.concord-tmp-01-2-3", ".concord-tmp-1-2-3x/y"} {
+		before := ep.calls.Load()
+		if _, err := cl.Stat(ctx, []string{p}); err != nil {
+			t.Errorf("stat %q: %v", p, err)
+		}
+		if ep.calls.Load() == before {
+			t.Errorf("stat %q: the endpoint was not called", p)
 		}
 	}
 }
