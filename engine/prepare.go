@@ -569,9 +569,13 @@ func (s *Session) guardDeletes() error {
 	roots := [3]string{"", s.cfg.Root1, s.cfg.Root2}
 	for i := 1; i <= 2; i++ {
 		if del[i] > limit {
-			return Fatal("the plan would delete %d entries on %s, more than %s; nothing was changed. "+
+			entries := "entries"
+			if del[i] == 1 {
+				entries = "entry"
+			}
+			return Fatal("the plan would delete %d %s on %s, more than %s; nothing was changed. "+
 				"Check that %s is complete (a disk not mounted, a half-restored backup); if the deletions are intended, run again with --max-delete %d",
-				del[i], roots[i], desc, roots[3-i], del[i])
+				del[i], entries, roots[i], desc, roots[3-i], del[i])
 		}
 	}
 	return nil

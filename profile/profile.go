@@ -439,9 +439,12 @@ func (c *checker) build(name string, f *file) *Profile {
 	}
 	if f.Force != "" {
 		s, err := ResolveSide(f.Force, r1, r2)
-		if err != nil {
+		switch {
+		case err != nil:
 			c.fail("force", "%q is not ROOT1, ROOT2 or one of the roots", f.Force)
-		} else {
+		case f.Prefer != "":
+			c.fail("force", "force and prefer contradict each other: force already decides every difference; keep one")
+		default:
 			p.Force = sideName(s)
 		}
 	}
