@@ -35,6 +35,28 @@ func (h Header) check() error {
 // time.
 const copyChunk = 1 << 20
 
+// A Cloner is a Patcher's output that can take bytes of the basis without
+// the Patcher reading and writing them, typically by sharing the basis's
+// disk blocks with the new file (a reflink: FICLONERANGE on XFS, btrfs and
+// others). A delta of a large file that changed a little then costs
+// neither a copy of the unchanged bulk nor its write-back to disk. The
+// Patcher offers it only bytes that stay at the offset they had in the
+// basis.
+type Cloner interface {
+	// CloneAlign returns the alignment, in bytes, of the ranges Clone
+	// takes, or 0 when it cannot clone (any more).
+	CloneAlign() int64
+	// Clone appends to the output the n bytes of the basis at offset
+	// off, where the output now ends; off and n are multiples of
+	// CloneAlign. It returns false, having written nothing, when it
+	// cannot: the Patcher then writes the bytes itself.
+	Clone(off, n int64) (bool, error)
+}
+
+// CloneMin is the shortest range a Patcher clones rather than copies: below
+// it the saving is small and the new file's extents would splinter.
+const CloneMin = 64 << 10
+
 // Patcher rebuilds a file from its basis, one instruction at a time.
 type Patcher struct {
 	basis   io.ReaderAt
@@ -97,12 +119,6 @@ func (p *Patcher) Apply(in Instr) error {
 		bs := int64(p.h.BlockSize)
 		off := in.Block * bs
 		end := min((in.Block+in.Count)*bs, p.h.BasisSize)
-		// A run of blocks is copied up to copyChunk bytes at a time: a
-		// 1 GiB file mostly unchanged is one run, and a block at a time
-		// would cost two system calls per block.
-		if want := min(max(copyChunk, bs), end-off); int64(len(p.buf)) < want {
-			p.buf = make([]byte, want)
-		}
 		// Whole blocks written where they were in the basis keep their
 		// signature entries (see Resigner); up to inPlace.
 		inPlace := off
@@ -112,32 +128,74 @@ func (p *Patcher) Apply(in Instr) error {
 				p.resign.inPlace(in.Block, (inPlace-off)/bs)
 			}
 		}
-		for off < end {
-			chunk := p.buf[:min(int64(len(p.buf)), end-off)]
-			n, err := p.basis.ReadAt(chunk, off)
-			if n < len(chunk) {
-				if err == nil || err == io.EOF {
-					err = fmt.Errorf("basis is shorter than %d bytes (changed during sync?): %w", p.h.BasisSize, io.ErrUnexpectedEOF)
-				}
-				return fmt.Errorf("delta: read basis at %d: %w", off, err)
+		// Bytes that stay where they were may be cloned rather than
+		// copied (see Cloner), as long as the Resigner needs none of
+		// them.
+		if c, ok := p.out.(Cloner); ok && off == p.written {
+			limit := end
+			if p.resign != nil {
+				limit = end
 			}
-			if k := max(min(inPlace-off, int64(len(chunk))), 0); k > 0 {
-				if err := p.emit(chunk[:k], true); err != nil {
-					return err
+			if a := c.CloneAlign(); a > 0 {
+				from, to := (off+a-1)/a*a, limit/a*a
+				if to-from >= CloneMin {
+					if err := p.copyRange(off, from, inPlace); err != nil {
+						return err
+					}
+					done, err := c.Clone(from, to-from)
+					if err != nil {
+						return fmt.Errorf("delta: clone: %w", err)
+					}
+					if done {
+						p.written += to - from
+						off = to
+					} else {
+						off = from
+					}
 				}
-				chunk = chunk[k:]
-				off += k
-			}
-			if len(chunk) > 0 {
-				if err := p.emit(chunk, false); err != nil {
-					return err
-				}
-				off += int64(len(chunk))
 			}
 		}
-		return nil
+		return p.copyRange(off, end, inPlace)
 	}
 	return fmt.Errorf("%w: unknown instruction kind %d", ErrCorrupt, in.Kind)
+}
+
+// copyRange reads the bytes [off, end) of the basis and writes them; those
+// before inPlace are blocks the Resigner already took.
+func (p *Patcher) copyRange(off, end, inPlace int64) error {
+	if off >= end {
+		return nil
+	}
+	// A run of blocks is copied up to copyChunk bytes at a time: a 1 GiB
+	// file mostly unchanged is one run, and a block at a time would cost
+	// two system calls per block.
+	if want := min(max(copyChunk, int64(p.h.BlockSize)), end-off); int64(len(p.buf)) < want {
+		p.buf = make([]byte, want)
+	}
+	for off < end {
+		chunk := p.buf[:min(int64(len(p.buf)), end-off)]
+		n, err := p.basis.ReadAt(chunk, off)
+		if n < len(chunk) {
+			if err == nil || err == io.EOF {
+				err = fmt.Errorf("basis is shorter than %d bytes (changed during sync?): %w", p.h.BasisSize, io.ErrUnexpectedEOF)
+			}
+			return fmt.Errorf("delta: read basis at %d: %w", off, err)
+		}
+		if k := max(min(inPlace-off, int64(len(chunk))), 0); k > 0 {
+			if err := p.emit(chunk[:k], true); err != nil {
+				return err
+			}
+			chunk = chunk[k:]
+			off += k
+		}
+		if len(chunk) > 0 {
+			if err := p.emit(chunk, false); err != nil {
+				return err
+			}
+			off += int64(len(chunk))
+		}
+	}
+	return nil
 }
 
 // Apply rebuilds a file into out from basis (laid out as h says) and the

@@ -421,10 +421,11 @@ func (e *Endpoint) writeTemp(dirfd int, op remote.Op, content io.Reader) (st sta
 		}
 		bf := scan.RawFile(basis)
 		resign, sigKept = e.resigner(basis, op)
-		cw := &countWriter{w: io.MultiWriter(f, h)}
-		err = delta.ApplyStreamResign(bf, content, cw, resign)
+		out := newCloneOut(f, h, basis)
+		err = delta.ApplyStreamResign(bf, content, out, resign)
 		bf.Close()
-		n = cw.n
+		n = out.n
+		e.cloned.Add(out.cloned)
 		if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
 			return st, nil, e.writeErr(op.Path, err)
 		}
@@ -703,17 +704,6 @@ func getCopyBuf(size int64) []byte {
 
 // putCopyBuf recycles a buffer from getCopyBuf.
 func putCopyBuf(b []byte) { copyBufs.Put(b) }
-
-type countWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countWriter) Write(b []byte) (int, error) {
-	n, err := c.w.Write(b)
-	c.n += int64(n)
-	return n, err
-}
 
 // testKill kills this process at the Nth operation of the named kind when
 // CONCORD_TEST_KILL_AT=kind:N is set, to test recovery from a crash.

@@ -112,6 +112,19 @@ func (p *pipeWriter) Write(b []byte) (int, error) {
 	return n, nil
 }
 
+// fill hands the goroutine the bytes read puts into one of its buffers (no
+// copy), and returns read's result.
+func (p *pipeWriter) fill(read func(b []byte) (int, error)) (int, error) {
+	buf := <-p.free
+	k, err := read(buf)
+	if k > 0 {
+		p.work <- buf[:k]
+	} else {
+		p.free <- buf
+	}
+	return k, err
+}
+
 // stop ends the goroutine (after it has written what it was given) and
 // returns the buffers to the pool. It may be called more than once.
 func (p *pipeWriter) stop() {

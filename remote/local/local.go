@@ -63,6 +63,7 @@ type Endpoint struct {
 	syncer   *groupSync
 	fds      descriptorBudget
 	sigs     sigMemory
+	cloned   atomic.Int64 // bytes of deltas cloned from their basis (see cloneOut)
 }
 
 // New returns an endpoint for the local directory root.

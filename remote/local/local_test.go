@@ -49,7 +49,14 @@ func newFixture(t *testing.T, files map[string]string, req remote.OpenRequest) *
 // and Version are set here).
 func newFixtureWith(t *testing.T, files map[string]string, req remote.OpenRequest, opts Options) *fixture {
 	t.Helper()
-	f := &fixture{t: t, root: t.TempDir(), state: t.TempDir(), opts: opts}
+	return newFixtureAt(t, t.TempDir(), files, req, opts)
+}
+
+// newFixtureAt is newFixtureWith with its root at root, an empty
+// directory.
+func newFixtureAt(t *testing.T, root string, files map[string]string, req remote.OpenRequest, opts Options) *fixture {
+	t.Helper()
+	f := &fixture{t: t, root: root, state: t.TempDir(), opts: opts}
 	t.Setenv("XDG_STATE_HOME", f.state)
 	writeTree(t, f.root, files)
 	f.e = f.open(req)
