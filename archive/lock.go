@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -158,6 +159,59 @@ func alive(pid int) bool {
 // ProcessAlive reports whether process pid runs on this host (a zombie
 // does not).
 func ProcessAlive(pid int) bool { return alive(pid) }
+
+// ProcessStart returns when process pid started, as /proc tells (false
+// where it cannot). /proc gives the start in clock ticks after boot and the
+// boot time in whole seconds, so the result may be up to a second early,
+// never late.
+func ProcessStart(pid int) (time.Time, bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return time.Time{}, false
+	}
+	// The fields after the command name (in parentheses, and itself
+	// possibly holding both): state is field 3, starttime field 22.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return time.Time{}, false
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 20 {
+		return time.Time{}, false
+	}
+	ticks, err := strconv.ParseInt(f[19], 10, 64)
+	if err != nil || ticks < 0 {
+		return time.Time{}, false
+	}
+	boot, ok := bootTime()
+	if !ok {
+		return time.Time{}, false
+	}
+	return boot.Add(time.Duration(ticks) * time.Second / userHZ), true
+}
+
+// userHZ is the unit of /proc's process times (USER_HZ, sysconf's
+// _SC_CLK_TCK): 100 on every architecture Go runs Linux on.
+const userHZ = 100
+
+// bootTime returns the boot time from /proc/stat's btime line.
+func bootTime() (time.Time, bool) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return time.Time{}, false
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "btime "); ok {
+			sec, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				return time.Time{}, false
+			}
+			return time.Unix(sec, 0), true
+		}
+	}
+	return time.Time{}, false
+}
 
 // Zombie reports whether /proc says pid has exited and awaits its reaping
 // (false where /proc is unavailable).

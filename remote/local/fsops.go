@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -26,17 +27,44 @@ func tempName() string {
 // pid is this process's id, asked once (os.Getpid is a system call).
 var pid = os.Getpid()
 
-// tempOwnerDead reports whether name is one of concord's temporary files
-// (scan.IsTemp) written by a process that no longer runs on this host, so
-// a leftover to remove. It is false for any other name, however much it
-// looks like one: such a file is a user's.
-func tempOwnerDead(name string) bool {
+// tempOwnerDead reports whether name, in the directory dirfd, is one of
+// concord's temporary files (scan.IsTemp) written by a process that no
+// longer runs on this host, so a leftover to remove. It is false for any
+// other name, however much it looks like one: such a file is a user's.
+//
+// A pid that runs may have been reused since the file was written (after a
+// reboot, or by this very process): a process that started after the file
+// last changed did not write it. The change time is the one to compare: a
+// temporary file takes its modification time from its source, and nothing
+// sets a change time back.
+func tempOwnerDead(dirfd int, name string) bool {
 	owner, ok := scan.TempOwner(name)
-	if !ok || owner == os.Getpid() {
+	if !ok {
 		return false
 	}
-	return !archive.ProcessAlive(owner)
+	if owner != os.Getpid() && !archive.ProcessAlive(owner) {
+		return true
+	}
+	var st unix.Stat_t
+	if unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil {
+		return false
+	}
+	return startedAfter(owner, time.Unix(st.Ctim.Unix()))
 }
+
+// startedAfter reports whether process pid started clearly (by
+// tempReuseSlack) after t, so that it cannot have written a file that last
+// changed at t.
+func startedAfter(pid int, t time.Time) bool {
+	start, ok := archive.ProcessStart(pid)
+	return ok && start.After(t.Add(tempReuseSlack))
+}
+
+// tempReuseSlack is how much later than a temporary file's change time its
+// owner's pid must have started for the file to count as another
+// process's: clock adjustments are small against it, and a pid is rarely
+// reused within a minute.
+var tempReuseSlack = time.Minute
 
 // lstatAt returns the entry at name in dirfd (nil if absent), without hash
 // or target.

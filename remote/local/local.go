@@ -310,15 +310,14 @@ func (e *Endpoint) Scan(ctx context.Context, req remote.ScanRequest, progress fu
 		}
 		// Remove temporary files left by runs that died.
 		for _, t := range res.Temps {
-			if !tempOwnerDead(state.Base(t)) {
+			fd, err := e.openDir(state.Parent(t))
+			if err != nil {
 				continue
 			}
-			if fd, err := e.openDir(state.Parent(t)); err == nil {
-				if unix.Unlinkat(fd, state.Base(t), 0) != nil {
-					unix.Unlinkat(fd, state.Base(t), unix.AT_REMOVEDIR)
-				}
-				unix.Close(fd)
+			if tempOwnerDead(fd, state.Base(t)) && unix.Unlinkat(fd, state.Base(t), 0) != nil {
+				unix.Unlinkat(fd, state.Base(t), unix.AT_REMOVEDIR)
 			}
+			unix.Close(fd)
 		}
 	}
 	return res.ScanReply, nil

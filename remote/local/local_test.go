@@ -1123,7 +1123,7 @@ func TestTempOwnerDead(t *testing.T) {
 		{".CONCORD-TMP-99999999-1-1", false},
 	}
 	for _, tt := range tests {
-		if got := tempOwnerDead(tt.name); got != tt.dead {
+		if got := tempOwnerDead(unix.AT_FDCWD, tt.name); got != tt.dead {
 			t.Errorf("tempOwnerDead(%q) = %v, want %v", tt.name, got, tt.dead)
 		}
 	}

@@ -119,7 +119,7 @@ func (e *Endpoint) verifyTree(dirfd int, name, p string, want map[string]*state.
 	sort.Strings(names)
 	for _, n := range names {
 		q := state.Join(p, n)
-		if scan.IsTemp(n) && tempOwnerDead(n) {
+		if scan.IsTemp(n) && tempOwnerDead(fd, n) {
 			unix.Unlinkat(fd, n, 0)
 			continue
 		}
