@@ -62,9 +62,12 @@ func startedAfter(pid int, t time.Time) bool {
 
 // tempReuseSlack is how much later than a temporary file's change time its
 // owner's pid must have started for the file to count as another
-// process's: clock adjustments are small against it, and a pid is rarely
-// reused within a minute.
-var tempReuseSlack = time.Minute
+// process's. It is generous because the change time comes from the file
+// server's clock on a network file system: should a skewed clock make a
+// live run's file look like another's, the run that loses it fails that
+// item (nothing is lost, the next run redoes it). A reused pid typically
+// follows a reboot, hours later.
+var tempReuseSlack = 10 * time.Minute
 
 // lstatAt returns the entry at name in dirfd (nil if absent), without hash
 // or target.
