@@ -361,104 +361,118 @@ func (e *Endpoint) parentDir(op remote.Op) (int, error) {
 // permissions and time, and returns the staged file and the entry to
 // install (with the hash of what was written). On error nothing is left
 // behind.
-func (e *Endpoint) writeTemp(dirfd int, op remote.Op, content io.Reader) (st staged, want *state.Entry, err error) {
+func (e *Endpoint) writeTemp(dirfd int, op remote.Op, content io.Reader) (staged, *state.Entry, error) {
+	w, err := e.fillTemp(dirfd, op, content)
+	if err != nil {
+		return staged{fd: -1}, nil, err
+	}
+	return e.finishTemp(dirfd, op, w)
+}
+
+// filled is a temporary file fillTemp wrote, open at fd.
+type filled struct {
+	st      staged
+	fd      int
+	f       *earlyWriteback
+	n       int64    // bytes written
+	sum     [32]byte // their hash
+	sig     []byte   // their encoded delta signature, if derived
+	sigKept bool     // a delta built them on a signature kept in the archive
+}
+
+// discard closes and removes the temporary file.
+func (w *filled) discard(dirfd int) {
+	if !w.st.anonymous() {
+		w.f.Close()
+	}
+	w.st.discard(dirfd)
+}
+
+// fillTemp creates the temporary file for op in dirfd and writes op's
+// contents (or, for a delta, the file they rebuild) to it, hashing them.
+// It checks nothing against op.New. On error nothing is left behind.
+func (e *Endpoint) fillTemp(dirfd int, op remote.Op, content io.Reader) (w filled, err error) {
 	name := state.Base(op.Path)
-	st.fd = -1
+	w.st.fd = -1
 	fd := -1
-	perm := op.New.Mode & state.PermMask
+	perm := uint32(0o600)
+	if op.New != nil {
+		perm = op.New.Mode & state.PermMask
+	}
 	if op.Expect == nil {
 		createMode := uint32(0o600)
 		if perm&^0o777 == 0 {
 			createMode = perm
 		}
 		if fd, err = openAnonymous(dirfd, createMode); err != nil {
-			return st, nil, dirWriteErr(dirfd, "create temporary file for", op.Path, err)
+			return w, dirWriteErr(dirfd, "create temporary file for", op.Path, err)
 		}
 	}
 	if fd >= 0 {
-		st.fd = fd
+		w.st.fd = fd
 	} else {
-		st.tmp = tempName()
-		fd, err = unix.Openat(dirfd, st.tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
+		w.st.tmp = tempName()
+		fd, err = unix.Openat(dirfd, w.st.tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
 		if err != nil {
-			return staged{fd: -1}, nil, dirWriteErr(dirfd, "create temporary file for", op.Path, err)
+			return filled{st: staged{fd: -1}}, dirWriteErr(dirfd, "create temporary file for", op.Path, err)
 		}
 	}
-	f := &earlyWriteback{f: scan.RawFile(fd)}
-	open := true
+	w.fd = fd
+	w.f = &earlyWriteback{f: scan.RawFile(fd)}
 	defer func() {
-		if err == nil {
-			return
+		if err != nil {
+			w.discard(dirfd)
 		}
-		if st.anonymous() {
-			st.discard(dirfd)
-			return
-		}
-		if open {
-			f.Close()
-		}
-		st.discard(dirfd)
 	}()
-	h, stopHash := newHashWriter(op.New.Size)
+	size := int64(-1)
+	if op.New != nil {
+		size = op.New.Size
+	}
+	h, stopHash := newHashWriter(size)
 	defer stopHash()
-	var n int64
 	var resign *delta.Resigner
-	sigKept := false // the delta's basis signature came from the archive
 	// A large file sent whole is signed on its way to disk (on a goroutine
 	// of its own), so that a delta against it next time needs no pass over
 	// it.
 	var signer *delta.SigWriter
 	var signPipe *pipeWriter
-	if e.opts.KeepSigs && !op.Delta && content != nil && op.New.Size >= archive.SigMinSize {
-		signer = delta.NewSigWriter(op.New.Size)
+	if e.opts.KeepSigs && !op.Delta && content != nil && size >= archive.SigMinSize {
+		signer = delta.NewSigWriter(size)
 		signPipe = newPipeWriter(signer)
 		defer signPipe.stop()
 	}
 	if op.Delta {
 		basis, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 		if err != nil {
-			return st, nil, changedErr(op.Path, "the old version for the delta is gone")
+			return w, changedErr(op.Path, "the old version for the delta is gone")
 		}
 		bf := scan.RawFile(basis)
-		resign, sigKept = e.resigner(basis, op)
-		out := newCloneOut(f, h, basis)
+		resign, w.sigKept = e.resigner(basis, op)
+		out := newCloneOut(w.f, h, basis)
 		err = delta.ApplyStreamResign(bf, content, out, resign)
 		bf.Close()
-		n = out.n
+		w.n = out.n
 		e.cloned.Add(out.cloned)
 		if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
-			return st, nil, e.writeErr(op.Path, err)
+			return w, e.writeErr(op.Path, err)
 		}
 		if err != nil {
-			return st, nil, fmt.Errorf("apply delta to %s: %w", state.Display(op.Path), err)
+			return w, fmt.Errorf("apply delta to %s: %w", state.Display(op.Path), err)
 		}
 	} else if content != nil {
 		var hw io.Writer = h
 		if signer != nil {
 			hw = io.MultiWriter(h, signPipe)
 		}
-		if n, err = copyHashed(f, hw, content, op.New.Size); err != nil {
+		if w.n, err = copyHashed(w.f, hw, content, size); err != nil {
 			if errors.Is(err, errWrite) {
-				return st, nil, e.writeErr(op.Path, err)
+				return w, e.writeErr(op.Path, err)
 			}
-			return st, nil, err
+			return w, err
 		}
 	}
 	e.testKill("put")
-	var sum [32]byte
-	h.Sum(sum[:0])
-	// A file sent unhashed (new, not read by the scan) gets the hash of
-	// what was written; the reader checked the source's stat data at the
-	// end, so these are the contents the scan saw.
-	if n != op.New.Size || (!op.New.Unhashed && sum != op.New.Hash) {
-		if sigKept && e.db != nil {
-			// Most likely the source changed; but should the kept
-			// signature be what is wrong, the next run must not
-			// build on it again.
-			e.db.DropSig(context.Background(), op.Path)
-		}
-		return st, nil, changedErr(op.Path, "the source changed while it was copied")
-	}
+	h.Sum(w.sum[:0])
 	var sig *delta.Sig
 	switch {
 	case resign != nil:
@@ -470,25 +484,58 @@ func (e *Endpoint) writeTemp(dirfd int, op remote.Op, content io.Reader) (st sta
 	if sig != nil {
 		var b bytes.Buffer
 		if sig.Encode(&b) == nil {
-			st.sig = b.Bytes()
+			w.sig = b.Bytes()
 		}
 	}
-	want = op.New
-	if want.Unhashed || want.Hash != sum {
-		want = want.Clone()
-		want.Hash, want.Unhashed = sum, false
+	return w, nil
+}
+
+// finishTemp checks the file fillTemp wrote against op.New (its size, and
+// its hash when the source gave one), sets its permissions and time,
+// flushes a large one, and returns it staged with the entry to install. On
+// error the file is removed.
+func (e *Endpoint) finishTemp(dirfd int, op remote.Op, w filled) (st staged, want *state.Entry, err error) {
+	closed := false
+	defer func() {
+		switch {
+		case err == nil:
+		case closed:
+			w.st.discard(dirfd)
+		default:
+			w.discard(dirfd)
+		}
+	}()
+	st = w.st
+	// A file sent unhashed (new, not read by the scan) gets the hash of
+	// what was written; the reader checked the source's stat data at the
+	// end, so these are the contents the scan saw.
+	if w.n != op.New.Size || (!op.New.Unhashed && w.sum != op.New.Hash) {
+		if w.sigKept && e.db != nil {
+			// Most likely the source changed; but should the kept
+			// signature be what is wrong, the next run must not
+			// build on it again.
+			e.db.DropSig(context.Background(), op.Path)
+		}
+		return st, nil, changedErr(op.Path, "the source changed while it was copied")
 	}
-	if !hasPerm(fd, st.anonymous(), perm) {
-		if err := unix.Fchmod(fd, perm); err != nil {
+	st.sig = w.sig
+	want = op.New
+	if want.Unhashed || want.Hash != w.sum {
+		want = want.Clone()
+		want.Hash, want.Unhashed = w.sum, false
+	}
+	perm := op.New.Mode & state.PermMask
+	if !hasPerm(w.fd, st.anonymous(), perm) {
+		if err := unix.Fchmod(w.fd, perm); err != nil {
 			return st, nil, pathErr("chmod", op.Path, err)
 		}
 	}
 	ts := [2]unix.Timespec{unix.NsecToTimespec(op.New.MTime), unix.NsecToTimespec(op.New.MTime)}
-	if err := futimens(fd, &ts); err != nil {
+	if err := futimens(w.fd, &ts); err != nil {
 		return st, nil, pathErr("set times of", op.Path, err)
 	}
-	if n >= flushAlone {
-		if err := unix.Fsync(fd); err != nil {
+	if w.n >= flushAlone {
+		if err := unix.Fsync(w.fd); err != nil {
 			return st, nil, e.writeErr(op.Path, err)
 		}
 		st.flushed = true
@@ -499,8 +546,8 @@ func (e *Endpoint) writeTemp(dirfd int, op remote.Op, content io.Reader) (st sta
 	}
 	// Close before the flush: many writers waiting for one flush then
 	// hold no descriptor of their own.
-	open = false
-	if err := f.Close(); err != nil {
+	closed = true
+	if err := w.f.Close(); err != nil {
 		return st, nil, e.writeErr(op.Path, err)
 	}
 	return st, want, nil
