@@ -643,7 +643,30 @@ func (x *executor) deltaTransfer(D reconcile.Side, op remote.Op) (*state.Entry, 
 	if !remoteDelta && !isLocal(from) {
 		return nil, nil, false
 	}
-	sig, enc := x.s.prefetch.take(x.ctx, D, op.Path, op.Expect, op.New)
+	ah := x.s.prefetch.take(x.ctx, D, op.Path, op.Expect, op.New)
+	if ah.staged {
+		// Rebuilt at the destination already (see stage), of the very
+		// version the plan sends; the source must still be that version,
+		// as a transfer reading it now would check.
+		f, err := from.ReadFile(x.ctx, op.Path, op.New)
+		if err != nil {
+			return nil, err, true
+		}
+		f.Close()
+		sop := op
+		sop.FromStage = true
+		ent, err := to.Apply(x.ctx, sop, nil)
+		if err == nil {
+			stagedDeltas.Add(1)
+			x.bytes.Add(ah.sent)
+			return ent, nil, true
+		}
+		if errors.Is(err, remote.ErrFatal) || x.ctx.Err() != nil {
+			return nil, err, true
+		}
+		// Not staged after all, or not this version: send it now.
+	}
+	sig, enc := ah.sig, ah.enc
 	if sig == nil {
 		var err error
 		if sig, err = signer.Signature(x.ctx, op.Path, op.Expect); err != nil {
@@ -681,9 +704,9 @@ func (x *executor) deltaTransfer(D reconcile.Side, op remote.Op) (*state.Entry, 
 	return ent, err, true
 }
 
-// precomputedDeltas counts the transfers that sent a delta computed ahead
-// (for tests).
-var precomputedDeltas atomic.Int64
+// precomputedDeltas and stagedDeltas count the transfers that sent a
+// delta computed ahead, and that installed one staged ahead (for tests).
+var precomputedDeltas, stagedDeltas atomic.Int64
 
 type countReader struct {
 	r io.Reader

@@ -17,6 +17,9 @@ func SetInflightBytes(n int64) (restore func()) {
 // PrecomputedDeltas returns how many transfers sent a delta computed ahead.
 func PrecomputedDeltas() int64 { return precomputedDeltas.Load() }
 
+// StagedDeltas returns how many transfers installed a delta staged ahead.
+func StagedDeltas() int64 { return stagedDeltas.Load() }
+
 // WaitPrefetch waits until the signatures and deltas fetched ahead are in.
 func (s *Session) WaitPrefetch() {
 	if s.prefetch != nil {

@@ -83,8 +83,13 @@ type prefetched struct {
 	// own rather than wait, and stop ends the computation.
 	enc   []byte
 	encOf *state.Entry
-	taken bool
-	stop  context.CancelFunc
+	// staged is set instead of enc when the delta was sent to the
+	// destination to be rebuilt there at once (see stage); sent is the
+	// bytes that took.
+	staged bool
+	sent   int64
+	taken  bool
+	stop   context.CancelFunc
 	// computed is closed when no delta is being computed ahead any more;
 	// read counts the bytes of the new file its computation has read.
 	computed chan struct{}
@@ -181,6 +186,10 @@ func (p *prefetcher) hashing(i int, path string, old, cur *state.Entry) {
 	}()
 }
 
+// stageMin is the size from which a precomputed delta is staged at the
+// destination (see stage) rather than held here.
+const stageMin = 8 << 20
+
 // precompute computes the delta of the file at path on side i (local),
 // whose state is cur, against pf.sig, into pf.enc. It runs while side i's
 // scan still hashes that file: with the signature at hand early (a kept
@@ -195,6 +204,10 @@ func (p *prefetcher) precompute(ctx context.Context, pf *prefetched, i int, path
 		return
 	}
 	defer rc.Close()
+	if cur.Size >= stageMin {
+		p.stage(ctx, pf, 3-i, path, cur, rc)
+		return
+	}
 	w := &capWriter{max: maxPrecomputed}
 	if err := delta.WriteDelta(w, pf.sig, ctxReader{ctx, rc, &pf.read}); err != nil {
 		return
@@ -207,6 +220,39 @@ func (p *prefetcher) precompute(ctx context.Context, pf *prefetched, i int, path
 	p.held += int64(w.buf.Len())
 	pf.enc, pf.encOf = w.buf.Bytes(), cur
 }
+
+// stage sends the delta of the new file rc (path's version cur) against
+// pf.sig to side j, a remote one, as an OpPut with Stage: the far side
+// rebuilds and flushes the file at once, while this side's scan still
+// hashes it, instead of after the plan (a 1 GiB file: both sides busy for
+// a second each, one after the other). The transfer then only has it
+// installed (OpPut with FromStage), once the plan confirms it and the
+// scan's hash is known, which the far side checks.
+func (p *prefetcher) stage(ctx context.Context, pf *prefetched, j int, path string, cur *state.Entry, rc io.Reader) {
+	pr, pw := io.Pipe()
+	wrote := make(chan struct{})
+	go func() {
+		defer close(wrote)
+		pw.CloseWithError(delta.WriteDelta(pw, pf.sig, ctxReader{ctx, rc, &pf.read}))
+	}()
+	stat := cur.Clone()
+	stat.Unhashed = true // the scan is hashing it
+	var sent atomic.Int64
+	_, err := p.s.ep[j].Apply(ctx, remote.Op{Kind: remote.OpPut, Path: path, Expect: pf.expect, New: stat, Delta: true, Stage: true},
+		&countReader{r: pr, n: &sent})
+	pr.CloseWithError(errStageEnded)
+	<-wrote
+	if err != nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !pf.taken {
+		pf.staged, pf.encOf, pf.sent = true, cur, sent.Load()
+	}
+}
+
+var errStageEnded = errors.New("stage ended")
 
 // ctxReader reads from r until ctx ends, counting the bytes in n.
 type ctxReader struct {
@@ -252,13 +298,24 @@ func (p *prefetcher) changedOn(i int) map[string]bool {
 	return p.changed[i]
 }
 
-// take returns the signature prefetched of path on side, if one was fetched
-// successfully of the entry expect, waiting for it if it is still being
-// computed; and the delta against it of the new file src, if one was
-// computed ahead of that very file. Each is handed out once.
-func (p *prefetcher) take(ctx context.Context, side reconcile.Side, path string, expect, src *state.Entry) (*delta.Sig, []byte) {
+// ahead is what a transfer finds prefetched for its file: the
+// destination's signature, and possibly the delta against it computed
+// ahead (enc) or staged at the destination already (staged, sent bytes).
+type ahead struct {
+	sig    *delta.Sig
+	enc    []byte
+	staged bool
+	sent   int64
+}
+
+// take returns what was prefetched of path on side: the signature, if one
+// was fetched successfully of the entry expect, waiting for it if it is
+// still being computed; and the delta against it of the new file src, if
+// one was computed or staged ahead of that very file. Each is handed out
+// once.
+func (p *prefetcher) take(ctx context.Context, side reconcile.Side, path string, expect, src *state.Entry) ahead {
 	if p == nil {
-		return nil, nil
+		return ahead{}
 	}
 	key := prefetchKey{side: side, path: path}
 	p.mu.Lock()
@@ -268,7 +325,7 @@ func (p *prefetcher) take(ctx context.Context, side reconcile.Side, path string,
 	}
 	p.mu.Unlock()
 	if pf == nil {
-		return nil, nil
+		return ahead{}
 	}
 	select {
 	case <-pf.done:
@@ -278,7 +335,7 @@ func (p *prefetcher) take(ctx context.Context, side reconcile.Side, path string,
 		pf.taken = true
 		p.held -= sigBytes(pf.expect.Size) + int64(len(pf.enc))
 		p.mu.Unlock()
-		return nil, nil
+		return ahead{}
 	}
 	// A delta still being computed is waited for only if it is past
 	// half the file: otherwise streaming one from now on finishes sooner
@@ -296,17 +353,17 @@ func (p *prefetcher) take(ctx context.Context, side reconcile.Side, path string,
 	}
 	p.mu.Lock()
 	pf.taken = true
-	enc, encOf := pf.enc, pf.encOf
+	enc, encOf, staged, sent := pf.enc, pf.encOf, pf.staged, pf.sent
 	p.held -= sigBytes(pf.expect.Size) + int64(len(enc))
 	p.mu.Unlock()
 	pf.stop()
 	if pf.err != nil || !state.Equal(pf.expect, expect) {
-		return nil, nil
+		return ahead{}
 	}
-	if enc != nil && state.StatSame(encOf, src) {
-		return pf.sig, enc
+	if (enc != nil || staged) && state.StatSame(encOf, src) {
+		return ahead{sig: pf.sig, enc: enc, staged: staged, sent: sent}
 	}
-	return pf.sig, nil
+	return ahead{sig: pf.sig}
 }
 
 // stop cancels what is still being fetched and waits for it.

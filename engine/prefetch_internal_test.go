@@ -50,7 +50,7 @@ func TestPrefetchBudget(t *testing.T) {
 	if n := len(signer.calls); n != fit {
 		t.Fatalf("%d signatures fetched ahead, want %d (the budget's worth)", n, fit)
 	}
-	if sig, _ := p.take(context.Background(), 2, "f0", ent, ent); sig == nil {
+	if ah := p.take(context.Background(), 2, "f0", ent, ent); ah.sig == nil {
 		t.Fatal("the signature fetched for f0 was not handed out")
 	}
 	p.hashing(1, "more", ent, ent)

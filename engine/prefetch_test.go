@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -221,4 +222,122 @@ func randomBytes(seed1, seed2 uint64, n int) []byte {
 		b[i] = byte(r.Uint32())
 	}
 	return b
+}
+
+// TestStagedDelta checks that a large file (8 MiB and more) edited on a
+// local side, bound for a remote one, is rebuilt at the destination while
+// the scans run and only installed by the transfer; that an edit made after
+// that still fails the item and leaves the destination alone; and that a
+// file staged for nothing (the plan does not send it) leaves no temporary
+// file behind.
+func TestStagedDelta(t *testing.T) {
+	p := newPair(t)
+	big := randomBytes(5, 6, 9<<20)
+	p.write(1, "big.bin", string(big))
+	cfg := func() engine.Config {
+		cfg := p.config()
+		cfg.Dial = func(ctx context.Context, root string) (remote.Endpoint, error) {
+			l := local.New(root, local.Options{Version: "test"})
+			if root != p.root[2] {
+				return l, nil
+			}
+			return &signingEndpoint{Endpoint: l, signer: l, signed: make(chan struct{})}, nil
+		}
+		return cfg
+	}
+	p.sync(cfg())
+	syncAhead := func(cfg engine.Config, between func()) *engine.Result {
+		t.Helper()
+		ctx := context.Background()
+		s, err := engine.Prepare(ctx, cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		s.WaitPrefetch()
+		between()
+		res, err := s.Execute(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	noTemps := func() {
+		t.Helper()
+		for path := range p.tree(2) {
+			if strings.HasPrefix(filepath.Base(path), ".concord-tmp-") {
+				t.Errorf("temporary file left on side 2: %s", path)
+			}
+		}
+	}
+
+	edited := bytes.Clone(big)
+	copy(edited[5<<20:], "an edit in the middle of the file")
+	p.write(1, "big.bin", string(edited))
+	staged, precomputed := engine.StagedDeltas(), engine.PrecomputedDeltas()
+	res := syncAhead(cfg(), func() {})
+	if got := outcomes(res); len(got) != 1 || got[0] != "big.bin 1to2 done" {
+		t.Fatalf("outcomes %q, want big.bin 1to2 done", got)
+	}
+	if n := engine.StagedDeltas() - staged; n != 1 {
+		t.Errorf("%d transfers installed a staged delta, want 1", n)
+	}
+	if n := engine.PrecomputedDeltas() - precomputed; n != 0 {
+		t.Errorf("%d transfers sent a precomputed delta of a file that was staged", n)
+	}
+	if res.Bytes == 0 || res.Bytes > 1<<20 {
+		t.Errorf("the run counts %d bytes sent for a staged delta of a 33-byte edit", res.Bytes)
+	}
+	if p.tree(2)["big.bin"] != "file "+string(edited) {
+		t.Fatal("big.bin on side 2 is not the edited version")
+	}
+	noTemps()
+
+	// Edited again, and once more after the staging, before the transfer:
+	// the staged version is not the one the plan sends.
+	again := bytes.Clone(edited)
+	copy(again[2<<20:], "a second edit")
+	p.write(1, "big.bin", string(again))
+	staged = engine.StagedDeltas()
+	res = syncAhead(cfg(), func() {
+		f, err := os.OpenFile(filepath.Join(p.root[1], "big.bin"), os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteAt([]byte("late edit"), 100)
+		f.Close()
+	})
+	if got := outcomes(res); len(got) != 1 || got[0] != "big.bin 1to2 failed" {
+		t.Fatalf("outcomes %q, want big.bin 1to2 failed", got)
+	}
+	if n := engine.StagedDeltas() - staged; n != 0 {
+		t.Errorf("%d transfers installed a staged delta of a version edited since", n)
+	}
+	if p.tree(2)["big.bin"] != "file "+string(edited) {
+		t.Error("side 2 changed by a transfer whose source was edited after the scan")
+	}
+	noTemps()
+
+	// Staged, but side 2 takes no updates: nothing is installed, and the
+	// staged file goes when the session ends.
+	held := cfg()
+	held.Options.NoUpdate[2] = true
+	res = syncAhead(held, func() {})
+	if got := outcomes(res); len(got) != 1 || got[0] != "big.bin skip skipped" {
+		t.Fatalf("outcomes %q, want big.bin skip skipped", got)
+	}
+	if p.tree(2)["big.bin"] != "file "+string(edited) {
+		t.Error("side 2 changed under --no-update")
+	}
+	noTemps()
+
+	// And the next plain run sends it.
+	res = p.sync(cfg())
+	if got := outcomes(res); len(got) != 1 || got[0] != "big.bin 1to2 done" {
+		t.Fatalf("outcomes %q, want big.bin 1to2 done", got)
+	}
+	if p.tree(1)["big.bin"] != p.tree(2)["big.bin"] {
+		t.Error("the sides differ after the last run")
+	}
+	noTemps()
 }

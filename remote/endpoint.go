@@ -225,6 +225,18 @@ type Op struct {
 	// Delta marks an OpPut whose content is a delta against the file now at
 	// Path (which must match Expect) rather than the whole file.
 	Delta bool
+	// Stage marks an OpPut with Delta set that only builds the new file:
+	// the endpoint writes and flushes it under a temporary name and keeps
+	// it for a later OpPut with FromStage set, changing nothing at Path.
+	// New gives the source's stat data (its hash may be unknown). The
+	// engine stages a large file's delta while the scans still run, so
+	// that the destination rebuilds it meanwhile. What is not installed by
+	// the end of the session is removed.
+	Stage bool
+	// FromStage marks an OpPut, without contents, that installs what a
+	// Stage of the same Path and Expect built, once its size and hash are
+	// New's (otherwise it fails, and the staged file is dropped).
+	FromStage bool
 }
 
 // ErrFatal marks errors that stop the whole run with exit code 3.

@@ -35,6 +35,10 @@ func (e *Endpoint) Apply(ctx context.Context, op remote.Op, content io.Reader) (
 	if op.New == nil && op.Kind != remote.OpRemove {
 		return nil, fmt.Errorf("apply %s: no new state given", state.Display(op.Path))
 	}
+	if op.FromStage {
+		// Used up whatever happens, also when a check below fails.
+		defer e.dropPrebuilt(op.Path)
+	}
 	// The directory, the new file and, for a delta, the old one.
 	held, err := e.fds.hold(ctx, 3)
 	if err != nil {
@@ -59,6 +63,12 @@ func (e *Endpoint) Apply(ctx context.Context, op remote.Op, content io.Reader) (
 	}
 	switch op.Kind {
 	case remote.OpPut:
+		switch {
+		case op.Stage:
+			return nil, e.prebuild(dirfd, op, content)
+		case op.FromStage:
+			return e.installPrebuilt(ctx, dirfd, op, content)
+		}
 		return e.put(ctx, dirfd, op, content)
 	case remote.OpMkdir:
 		if err := e.replaceWith(ctx, dirfd, op.Path, op.Expect, func(tmp string) error {

@@ -64,6 +64,8 @@ type Endpoint struct {
 	fds      descriptorBudget
 	sigs     sigMemory
 	cloned   atomic.Int64 // bytes of deltas cloned from their basis (see cloneOut)
+	preMu    sync.Mutex
+	pre      map[string]*prebuilt // files staged ahead, by path (see prebuild)
 }
 
 // New returns an endpoint for the local directory root.
@@ -639,6 +641,7 @@ func (e *Endpoint) Close() error {
 		return nil
 	}
 	e.closed = true
+	e.dropAllPrebuilt()
 	var errs []error
 	if e.db != nil {
 		errs = append(errs, e.db.Close())

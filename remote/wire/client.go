@@ -674,17 +674,24 @@ func (r *streamReader) Close() error {
 // reading content is passed to the server's endpoint (which abandons the
 // file) and returned.
 func (cl *Client) Apply(ctx context.Context, op remote.Op, content io.Reader) (*state.Entry, error) {
-	if op.Kind == remote.OpPut && op.New != nil {
+	if op.Kind == remote.OpPut && op.New != nil && !op.FromStage {
 		release, err := cl.big(ctx, op.New.Size)
 		if err != nil {
 			return nil, err
 		}
 		defer release()
 	}
-	if op.Kind == remote.OpPut && !op.Delta && op.New != nil && op.New.Size <= inlineMax {
+	if op.Kind == remote.OpPut && !op.Delta && !op.FromStage && op.New != nil && op.New.Size <= inlineMax {
 		return cl.applyInline(ctx, op, content)
 	}
-	st, err := cl.start(ctx, tApply, &wOp{Kind: uint8(op.Kind), Path: op.Path, Expect: toWire(op.Expect), New: toWire(op.New), Delta: op.Delta})
+	var stage uint8
+	switch {
+	case op.Stage:
+		stage = 1
+	case op.FromStage:
+		stage = 2
+	}
+	st, err := cl.start(ctx, tApply, &wOp{Kind: uint8(op.Kind), Path: op.Path, Expect: toWire(op.Expect), New: toWire(op.New), Delta: op.Delta, Stage: stage})
 	if err != nil {
 		return nil, err
 	}

@@ -134,7 +134,7 @@ func FuzzHandshake(f *testing.F) {
 // TestWireConstants pins the numbers docs/protocol.md documents: changing
 // one needs a new ProtocolVersion and a new page.
 func TestWireConstants(t *testing.T) {
-	if got := hello(); !bytes.Equal(got, []byte("CONCORD\x00\x00\x00\x00\x04")) {
+	if got := hello(); !bytes.Equal(got, []byte("CONCORD\x00\x00\x00\x00\x05")) {
 		t.Errorf("hello = %q", got)
 	}
 	types := []struct {

@@ -478,6 +478,35 @@ func TestServerRefusesMisplacedInlineData(t *testing.T) {
 	}
 }
 
+// TestServerRefusesBadStage sends apply requests whose stage field does not
+// fit the operation: each is refused with an error reply naming the stage,
+// and the endpoint sees nothing.
+func TestServerRefusesBadStage(t *testing.T) {
+	abc := toWire(fileEntry([]byte("abc")))
+	tests := []struct {
+		name string
+		op   wOp
+	}{
+		{"unknown stage", wOp{Kind: uint8(remote.OpPut), Path: "f", New: abc, Delta: true, Stage: 3}},
+		{"staging a whole file", wOp{Kind: uint8(remote.OpPut), Path: "f", New: abc, Stage: 1}},
+		{"staging a mkdir", wOp{Kind: uint8(remote.OpMkdir), Path: "d", New: toWire(&state.Entry{Kind: state.Dir, Mode: 0o755}), Delta: true, Stage: 1}},
+		{"installing a delta", wOp{Kind: uint8(remote.OpPut), Path: "f", New: abc, Delta: true, Stage: 2}},
+		{"installing a removal", wOp{Kind: uint8(remote.OpRemove), Path: "f", Expect: abc, Stage: 2}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ep := newFake()
+			err := refusal(t, ep, &frame{Type: tApply, ID: 1, Body: mustBody(&tt.op)})
+			if !strings.Contains(err.Error(), "stage") {
+				t.Errorf("error %v does not say what was wrong", err)
+			}
+			if ep.content("f") != nil {
+				t.Error("a file was installed")
+			}
+		})
+	}
+}
+
 // TestServerRefusesBadPutBatches sends put-batch requests that do not add
 // up: each is refused with an error reply, and nothing is installed.
 func TestServerRefusesBadPutBatches(t *testing.T) {

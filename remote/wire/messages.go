@@ -172,6 +172,10 @@ type wOp struct {
 	// Inline marks a put whose whole contents are the request frame's
 	// data (a small file), with no byte stream after it.
 	Inline bool
+	// Stage is 1 for a put that only stages a delta's result
+	// (remote.Op.Stage), 2 for one that installs what was staged
+	// (remote.Op.FromStage), 0 otherwise.
+	Stage uint8
 }
 
 // wPutBatch puts several small files; the frame's data holds their

@@ -445,6 +445,12 @@ func (s *server) handle(ctx context.Context, st *stream, f *frame) (any, error) 
 		}
 		var content io.Reader
 		switch {
+		case op.Stage > 2:
+			return nil, fmt.Errorf("%w: apply with stage %d", ErrProtocol, op.Stage)
+		case op.Stage == 1 && (kind != remote.OpPut || !op.Delta || op.Inline):
+			return nil, fmt.Errorf("%w: a stage that is not a streamed delta put", ErrProtocol)
+		case op.Stage == 2 && (kind != remote.OpPut || op.Delta || op.Inline):
+			return nil, fmt.Errorf("%w: an install of a staged file that is not a plain put", ErrProtocol)
 		case !op.Inline && len(f.Data) > 0:
 			return nil, fmt.Errorf("%w: contents in an apply request not marked inline", ErrProtocol)
 		case op.Inline && (kind != remote.OpPut || op.Delta):
@@ -454,7 +460,8 @@ func (s *server) handle(ctx context.Context, st *stream, f *frame) (any, error) 
 		case kind == remote.OpPut:
 			content = &dataReader{ctx: ctx, c: c, st: st}
 		}
-		e, err := s.ep.Apply(ctx, remote.Op{Kind: kind, Path: op.Path, Expect: expect, New: nw, Delta: op.Delta}, content)
+		e, err := s.ep.Apply(ctx, remote.Op{Kind: kind, Path: op.Path, Expect: expect, New: nw, Delta: op.Delta,
+			Stage: op.Stage == 1, FromStage: op.Stage == 2}, content)
 		if err != nil {
 			return nil, err
 		}
