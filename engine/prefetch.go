@@ -85,11 +85,12 @@ type prefetched struct {
 	encOf *state.Entry
 	// staged is set instead of enc when the delta was sent to the
 	// destination to be rebuilt there at once (see stage); sent is the
-	// bytes that took.
-	staged bool
-	sent   int64
-	taken  bool
-	stop   context.CancelFunc
+	// bytes that took. staging is set while that goes on.
+	staged  bool
+	sent    int64
+	staging atomic.Bool
+	taken   bool
+	stop    context.CancelFunc
 	// computed is closed when no delta is being computed ahead any more;
 	// read counts the bytes of the new file its computation has read.
 	computed chan struct{}
@@ -229,6 +230,7 @@ func (p *prefetcher) precompute(ctx context.Context, pf *prefetched, i int, path
 // installed (OpPut with FromStage), once the plan confirms it and the
 // scan's hash is known, which the far side checks.
 func (p *prefetcher) stage(ctx context.Context, pf *prefetched, j int, path string, cur *state.Entry, rc io.Reader) {
+	pf.staging.Store(true)
 	pr, pw := io.Pipe()
 	wrote := make(chan struct{})
 	go func() {
@@ -340,11 +342,13 @@ func (p *prefetcher) take(ctx context.Context, side reconcile.Side, path string,
 	// A delta still being computed is waited for only if it is past
 	// half the file: otherwise streaming one from now on finishes sooner
 	// than waiting and then sending it (the signature was computed, not
-	// kept, and came late).
+	// kept, and came late). One being staged is always waited for: the
+	// destination rebuilds as it comes, so starting again only repeats
+	// what was done.
 	select {
 	case <-pf.computed:
 	default:
-		if 2*pf.read.Load() >= src.Size {
+		if pf.staging.Load() || 2*pf.read.Load() >= src.Size {
 			select {
 			case <-pf.computed:
 			case <-ctx.Done():

@@ -231,3 +231,73 @@ func TestRemoteSignsWholeCopies(t *testing.T) {
 		t.Error("a local pair kept a signature")
 	}
 }
+
+// TestRemoteStagedDelta: a large file edited on the local side crosses to
+// the remote by a delta staged there during the scans (engine's
+// TestStagedDelta checks the staging itself); over the real connection the
+// result is the edited file, its signature is kept for the next delta, and
+// no temporary file is left on the remote, also when the plan sends
+// nothing (--no-update on the remote: the staging is then cut short or
+// dropped when the run ends).
+func TestRemoteStagedDelta(t *testing.T) {
+	srv, dir, r1, r2 := e2eSetup(t)
+	big := make([]byte, archive.SigMinSize+3<<20)
+	r := rand.New(rand.NewPCG(7, 8))
+	for i := range big {
+		big[i] = byte(r.Uint32())
+	}
+	one, two := filepath.Join(dir, "one", "big"), filepath.Join(dir, "two", "big")
+	if err := os.WriteFile(one, big, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, stderr, _ := e2eRun(t, dir, "sync", "--batch", r1, r2); code != exitOK {
+		t.Fatalf("first sync: exit %d: %s", code, stderr)
+	}
+	noTemps := func() {
+		t.Helper()
+		names, _ := filepath.Glob(filepath.Join(dir, "two", ".concord-tmp-*"))
+		if len(names) != 0 {
+			t.Errorf("temporary files left on the remote: %q", names)
+		}
+	}
+	edit := func(at int, s string) {
+		t.Helper()
+		copy(big[at:], s)
+		if err := os.WriteFile(one, big, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	edit(len(big)/2, "an edit in the middle")
+	if code, stderr, _ := e2eRun(t, dir, "sync", "--batch", "--no-update", r2, r1, r2); code != exitSkipped {
+		t.Fatalf("sync with --no-update on the remote: exit %d, want %d: %s", code, exitSkipped, stderr)
+	}
+	noTemps()
+	if code, stderr, _ := e2eRun(t, dir, "sync", "--batch", r1, r2); code != exitOK {
+		t.Fatalf("sync of the edit: exit %d: %s", code, stderr)
+	}
+	got, err := os.ReadFile(two)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, big) {
+		t.Fatal("the remote file is not the edited version")
+	}
+	noTemps()
+	// The remote derived the new version's signature while rebuilding it.
+	dbs, _ := filepath.Glob(filepath.Join(srv.RemoteHome, ".local", "state", "concord", "ar-*.db"))
+	kept := false
+	for _, path := range dbs {
+		db, err := archive.Open(path, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ent, blob, err := db.SigFor(context.Background(), "big")
+		db.Close()
+		if err == nil && ent != nil && len(blob) > 0 && ent.Size == int64(len(big)) {
+			kept = true
+		}
+	}
+	if !kept {
+		t.Error("the remote kept no signature of the version it rebuilt")
+	}
+}
