@@ -45,6 +45,10 @@
 #   COLD=1          also time cold-cache runs (needs root; skipped otherwise)
 #   LOCAL=1         run the local cases      REMOTE=1    run the remote cases
 #   REMOTE_N=$N     files in the remote tree BIG_SIZE=1073741824 bytes of the big file
+#   REMOTE_CASES="tree big"                 which remote cases: "tree" is (ra)
+#                   and (rb), "big" is (rc0) and (rc); "big" alone, with
+#                   BENCH_DIR on another file system (XFS, say), times the
+#                   big file there without the 100,000-file tree
 #   TOOLS="concord unison rsync cp"          which tools to time ("rsync"
 #                   brings the rsync --fsync rows too, when rsync has --fsync,
 #                   and the remote rsync+sync rows; "rsync-fsync" or
@@ -87,6 +91,7 @@ LOCAL=${LOCAL:-1}
 REMOTE=${REMOTE:-1}
 REMOTE_N=${REMOTE_N:-$N}
 BIG_SIZE=${BIG_SIZE:-1073741824}
+REMOTE_CASES=${REMOTE_CASES:-"tree big"}
 TOOLS=${TOOLS:-"concord unison rsync cp"}
 BENCH_DIR=${BENCH_DIR:-/tmp/concord-bench}
 SETTLE=${SETTLE:-360}
@@ -104,6 +109,7 @@ ROWS=$OUT/rows-$STAMP.tsv
 die() { echo "bench: $*" >&2; exit 1; }
 say() { echo "bench: $*" >&2; }
 has_tool() { [[ " $TOOLS " == *" $1 "* ]]; }
+remote_case() { [[ " $REMOTE_CASES " == *" $1 "* ]]; }
 
 mkdir -p "$OUT"
 mkdir -p "$BENCH_DIR"
@@ -115,6 +121,8 @@ for t in unison rsync /usr/bin/time; do
 	command -v "$t" >/dev/null || die "$t is not installed (apt-get install -y unison rsync time)"
 done
 [[ $SETTLE =~ ^[0-9]+$ ]] || die "SETTLE=$SETTLE: want a number of seconds (0: no wait)"
+for c in $REMOTE_CASES; do [[ $c == tree || $c == big ]] || die "REMOTE_CASES=$REMOTE_CASES: want \"tree\", \"big\" or both"; done
+[[ -n ${REMOTE_CASES// /} ]] || die "REMOTE_CASES is empty: want \"tree\", \"big\" or both (REMOTE=0 runs no remote case)"
 for v in REPS RA_REPS; do [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v=${!v}: want a number of runs, at least 1"; done
 LOG=$BENCH_DIR/log-$STAMP.txt
 TIMEF=$BENCH_DIR/time-$STAMP.out
@@ -279,14 +287,19 @@ if [[ $LOCAL == 1 ]]; then
 	add_trees $((${#first_tools[@]} * (1 + REPS + CAN_DROP))) "$N"
 fi
 if [[ $REMOTE == 1 ]]; then
-	[[ -f $BENCH_DIR/src-$REMOTE_N-$DIRS.ok ]] || [[ $LOCAL == 1 && $REMOTE_N == "$N" ]] || add_trees 1 "$REMOTE_N"
-	# per tool the copy of the source and one replica per first sync
-	add_trees $(((1 + RA_REPS) * ${#remote_tools[@]})) "$REMOTE_N"
-	# per tool both copies of the big file, one more while a tool writes
-	# its new version, and the source if it has to be generated
-	nbig=$((2 * ${#remote_tools[@]} + 1))
-	[[ -f $BENCH_DIR/big-$BIG_SIZE.bin.ok ]] || nbig=$((nbig + 1))
-	need_kib=$((need_kib + nbig * ((BIG_SIZE + 1023) / 1024)))
+	if remote_case tree; then
+		[[ -f $BENCH_DIR/src-$REMOTE_N-$DIRS.ok ]] || [[ $LOCAL == 1 && $REMOTE_N == "$N" ]] || add_trees 1 "$REMOTE_N"
+		# per tool the copy of the source and one replica per first sync
+		add_trees $(((1 + RA_REPS) * ${#remote_tools[@]})) "$REMOTE_N"
+	fi
+	if remote_case big; then
+		# per tool both copies of the big file, one more while a tool
+		# writes its new version, and the source if it has to be
+		# generated
+		nbig=$((2 * ${#remote_tools[@]} + 1))
+		[[ -f $BENCH_DIR/big-$BIG_SIZE.bin.ok ]] || nbig=$((nbig + 1))
+		need_kib=$((need_kib + nbig * ((BIG_SIZE + 1023) / 1024)))
+	fi
 fi
 need_kib=$((need_kib + need_kib / 10 + 262144)) # 10% and 256 MiB to spare
 need_inodes=$((need_inodes + need_inodes / 10 + 1000))
@@ -630,13 +643,13 @@ if [[ $REMOTE == 1 ]]; then
 	for t in "${tools[@]}"; do [[ $t == rsync-fsync || $t == rsync+sync ]] || rb_tools+=("$t"); done
 
 	RSRC=$BENCH_DIR/src-$REMOTE_N-$DIRS
-	if [[ ! -f $RSRC.ok ]]; then
+	if remote_case tree && [[ ! -f $RSRC.ok ]]; then
 		say "generating $REMOTE_N files for the remote cases"
 		discard "$RSRC"
 		"$GENTREE" tree -n "$REMOTE_N" -dirs "$DIRS" "$RSRC"
 		touch "$RSRC.ok"
 	fi
-	for t in "${tools[@]}"; do
+	remote_case tree && for t in "${tools[@]}"; do
 		say "copying the source tree for remote $t"
 		cp -a "$RSRC" "$RW/$t/a"
 	done
@@ -647,14 +660,14 @@ if [[ $REMOTE == 1 ]]; then
 	# end: see the top of this file). On a machine whose hypervisor steals
 	# a different share of the time in each run, one run per tool decided
 	# the ratio by luck.
-	for rep in $(seq "$RA_REPS"); do
+	remote_case tree && for rep in $(seq "$RA_REPS"); do
 		for t in "${tools[@]}"; do
 			mkdir -p "$RW/$t/b$rep"
 			timed_remote "(ra) remote first sync, $REMOTE_N files" "$t" "$(remote_cmd "$t" "$RW/$t/a" "$RW/$t/b$rep")"
 		done
 	done
 	# (b) nothing changed, against the last first sync's replica.
-	for rep in $(seq "$REPS"); do
+	remote_case tree && for rep in $(seq "$REPS"); do
 		for t in "${rb_tools[@]}"; do
 			timed_remote "(rb) remote no change, $REMOTE_N files" "$t" "$(remote_cmd "$t" "$RW/$t/a" "$RW/$t/b$RA_REPS")"
 		done
@@ -666,17 +679,17 @@ if [[ $REMOTE == 1 ]]; then
 
 	# (c) one big file, 1,000 bytes changed in its middle.
 	BIG=$BENCH_DIR/big-$BIG_SIZE.bin
-	if [[ ! -f $BIG.ok ]]; then
+	if remote_case big && [[ ! -f $BIG.ok ]]; then
 		say "generating the $BIG_SIZE-byte file"
 		"$GENTREE" big -size "$BIG_SIZE" "$BIG"
 		touch "$BIG.ok"
 	fi
-	for t in "${tools[@]}"; do
+	remote_case big && for t in "${tools[@]}"; do
 		mkdir -p "$RW/$t/biga" "$RW/$t/bigb"
 		cp -a "$BIG" "$RW/$t/biga/big.bin"
 		timed_remote "(rc0) remote first copy, 1 big file" "$t" "$(remote_cmd "$t" "$RW/$t/biga" "$RW/$t/bigb")"
 	done
-	for rep in $(seq "$REPS"); do
+	remote_case big && for rep in $(seq "$REPS"); do
 		for t in "${tools[@]}"; do
 			"$GENTREE" poke -bytes 1000 -seed $((300 + rep)) "$RW/$t/biga/big.bin"
 			timed_remote "(rc) remote big file, 1000 B changed" "$t" "$(remote_cmd "$t" "$RW/$t/biga" "$RW/$t/bigb")"
