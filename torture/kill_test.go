@@ -48,7 +48,7 @@ func newKillFixture(t *testing.T, e *env, nfiles int) *killFixture {
 		name := fmt.Sprintf("d%02d/s%d/f%04d", i%40, i%3, i)
 		size := 512 + f.rng.IntN(16<<10)
 		if i%500 == 7 {
-			size = 1<<20 + f.rng.IntN(4<<20)
+			size = bigSize(f.rng)
 			f.bigs = append(f.bigs, name)
 		}
 		total += size
@@ -58,6 +58,12 @@ func newKillFixture(t *testing.T, e *env, nfiles int) *killFixture {
 	t.Logf("tree: %d files, %d MiB, %d big", nfiles, total>>20, len(f.bigs))
 	return f
 }
+
+// bigSize returns the size of a big file: from 1 MiB, where the engine
+// fetches a delta signature during the scan, to 11 MiB, past 8 MiB, where
+// it also stages the file's delta at a remote destination during the scan
+// (so that kills land in staging too).
+func bigSize(rng *rand.Rand) int { return 1<<20 + rng.IntN(10<<20) }
 
 // edit changes the replicas for a round: on side 1 it modifies, creates and
 // deletes files and rewrites a big one; on side 2 it modifies other files.
@@ -87,7 +93,7 @@ func (f *killFixture) edit(n1, n2 int) {
 		b := f.bigs[f.rng.IntN(len(f.bigs))]
 		if !touched[b] {
 			touched[b] = true
-			put(f.dir1, b, 1<<20+f.rng.IntN(4<<20))
+			put(f.dir1, b, bigSize(f.rng))
 		}
 	}
 	for i := 0; i < n1/5; i++ {
