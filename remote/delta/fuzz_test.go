@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -167,6 +168,68 @@ func FuzzApply(f *testing.F) {
 		}
 		if err != nil && out.n != 0 {
 			t.Fatalf("a refused instruction wrote %d bytes", out.n)
+		}
+	})
+}
+
+// FuzzApplyClones applies a program of copies and literals twice, to a
+// plain buffer and to an output that clones (memCloner, which fails on a
+// clone that is misaligned, short or not at the output's end): the results
+// and the verdicts must be the same. prog is read four bytes per
+// instruction: kind (even: copy), block (two bytes), count or literal
+// length.
+func FuzzApplyClones(f *testing.F) {
+	f.Add([]byte{0, 0, 0, 200, 1, 0, 0, 17, 0, 0, 201, 120}, uint16(4096), uint32(400_000))
+	f.Add([]byte{0, 0, 3, 255, 0, 1, 2, 255}, uint16(512), uint32(1<<20-1))
+	f.Add([]byte{1, 0, 0, 9, 0, 0, 1, 250}, uint16(0), uint32(300_000))
+	f.Fuzz(func(t *testing.T, prog []byte, align uint16, basisSize uint32) {
+		size := int64(basisSize % (1 << 20))
+		r := rand.New(rand.NewPCG(uint64(size), 7))
+		basis := make([]byte, size)
+		for i := range basis {
+			basis[i] = byte(r.Uint32())
+		}
+		h := Header{BlockSize: BlockSize(size), BasisSize: size}
+		var instrs []Instr
+		for len(prog) >= 4 {
+			n := int64(prog[3])
+			if prog[0]%2 == 0 {
+				instrs = append(instrs, Instr{Kind: Copy, Block: int64(prog[1])<<8 | int64(prog[2]), Count: n})
+			} else {
+				instrs = append(instrs, Instr{Kind: Literal, Data: bytes.Repeat([]byte{prog[1]}, int(n))})
+			}
+			prog = prog[4:]
+		}
+		run := func(out io.Writer, outLen func() int) error {
+			p, err := NewPatcher(strictReaderAt{basis, size}, h, out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() {
+				if p.Written() != int64(outLen()) {
+					t.Fatalf("the patcher counts %d bytes written, the output holds %d", p.Written(), outLen())
+				}
+			}()
+			for _, in := range instrs {
+				if err := p.Apply(in); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		var plain bytes.Buffer
+		errPlain := run(&plain, plain.Len)
+		a := int64(align)
+		if a&(a-1) != 0 || a < 512 {
+			a = 0
+		}
+		m := &memCloner{basis: basis, align: a}
+		errClone := run(m, m.out.Len)
+		if (errPlain == nil) != (errClone == nil) {
+			t.Fatalf("plain: %v; cloning: %v", errPlain, errClone)
+		}
+		if errPlain == nil && !bytes.Equal(plain.Bytes(), m.out.Bytes()) {
+			t.Fatalf("cloning built %d bytes that differ from the plain %d", m.out.Len(), plain.Len())
 		}
 	})
 }
