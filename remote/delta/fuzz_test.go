@@ -179,8 +179,12 @@ func FuzzApply(f *testing.F) {
 // instruction: kind (even: copy), block (two bytes), count or literal
 // length.
 func FuzzApplyClones(f *testing.F) {
-	f.Add([]byte{0, 0, 0, 200, 1, 0, 0, 17, 0, 0, 201, 120}, uint16(4096), uint32(400_000))
-	f.Add([]byte{0, 0, 3, 255, 0, 1, 2, 255}, uint16(512), uint32(1<<20-1))
+	// 196 blocks of 2 KiB: 150 in place (cloned), a literal, 40 more
+	// (copied: no longer in place).
+	f.Add([]byte{0, 0, 0, 150, 1, 0, 0, 17, 0, 0, 151, 40}, uint16(4096), uint32(400_000))
+	// 512 blocks: two runs in place, both cloned, the second starting
+	// off a 4 KiB boundary.
+	f.Add([]byte{0, 0, 0, 255, 0, 0, 255, 200}, uint16(4096), uint32(1<<20-1))
 	f.Add([]byte{1, 0, 0, 9, 0, 0, 1, 250}, uint16(0), uint32(300_000))
 	f.Fuzz(func(t *testing.T, prog []byte, align uint16, basisSize uint32) {
 		size := int64(basisSize % (1 << 20))
