@@ -163,6 +163,11 @@ func FuzzServe(f *testing.F) {
 			{Kind: uint8(remote.OpPut), Path: "b1", New: toWire(fileEntry([]byte("ab"))), Inline: true},
 			{Kind: uint8(remote.OpPut), Path: "b2", New: toWire(fileEntry([]byte("cde"))), Inline: true},
 		}}), Data: []byte("abcde")},
+		{Type: tApply, ID: 7, Body: mustBody(&wOp{Kind: uint8(remote.OpPut), Path: "a", Expect: toWire(fileEntry([]byte("abc"))), New: toWire(fileEntry([]byte("abd"))), Delta: true, Stage: 1})},
+		{Type: tData, ID: 7, Data: []byte("not a delta")},
+		{Type: tEnd, ID: 7},
+		{Type: tApply, ID: 8, Body: mustBody(&wOp{Kind: uint8(remote.OpPut), Path: "a", Expect: toWire(fileEntry([]byte("abc"))), New: toWire(fileEntry([]byte("abd"))), Stage: 2})},
+		{Type: tEnd, ID: 8},
 	}
 	var all []byte
 	for _, fr := range ops {
