@@ -181,8 +181,12 @@ func (p *prefetcher) hashing(i int, path string, old, cur *state.Entry) {
 		pf.sig, pf.err = signer.Signature(p.ctx, path, old)
 		sigDone = true
 		close(pf.done)
-		if pf.err == nil && isLocal(p.s.ep[i]) {
+		switch {
+		case pf.err != nil:
+		case isLocal(p.s.ep[i]):
 			p.precompute(pctx, pf, i, path, cur)
+		case isLocal(p.s.ep[j]) && cur.Size >= stageMin:
+			p.pull(pctx, pf, i, path, cur)
 		}
 	}()
 }
@@ -206,7 +210,15 @@ func (p *prefetcher) precompute(ctx context.Context, pf *prefetched, i int, path
 	}
 	defer rc.Close()
 	if cur.Size >= stageMin {
-		p.stage(ctx, pf, 3-i, path, cur, rc)
+		pr, pw := io.Pipe()
+		wrote := make(chan struct{})
+		go func() {
+			defer close(wrote)
+			pw.CloseWithError(delta.WriteDelta(pw, pf.sig, ctxReader{ctx, rc, &pf.read}))
+		}()
+		p.stage(ctx, pf, 3-i, path, cur, pr)
+		pr.CloseWithError(errStageEnded)
+		<-wrote
 		return
 	}
 	w := &capWriter{max: maxPrecomputed}
@@ -222,28 +234,20 @@ func (p *prefetcher) precompute(ctx context.Context, pf *prefetched, i int, path
 	pf.enc, pf.encOf = w.buf.Bytes(), cur
 }
 
-// stage sends the delta of the new file rc (path's version cur) against
-// pf.sig to side j, a remote one, as an OpPut with Stage: the far side
-// rebuilds and flushes the file at once, while this side's scan still
-// hashes it, instead of after the plan (a 1 GiB file: both sides busy for
-// a second each, one after the other). The transfer then only has it
-// installed (OpPut with FromStage), once the plan confirms it and the
-// scan's hash is known, which the far side checks.
-func (p *prefetcher) stage(ctx context.Context, pf *prefetched, j int, path string, cur *state.Entry, rc io.Reader) {
+// stage sends enc, the encoded delta of the new file at path (side 3-j's
+// version cur) against pf.sig, to side j as an OpPut with Stage: side j
+// rebuilds and flushes the file at once, while the scans still run,
+// instead of after the plan (a 1 GiB file: both sides busy for a second
+// each, one after the other). The transfer then only has it installed
+// (OpPut with FromStage), once the plan confirms it and the scan's hash is
+// known, which side j checks.
+func (p *prefetcher) stage(ctx context.Context, pf *prefetched, j int, path string, cur *state.Entry, enc io.Reader) {
 	pf.staging.Store(true)
-	pr, pw := io.Pipe()
-	wrote := make(chan struct{})
-	go func() {
-		defer close(wrote)
-		pw.CloseWithError(delta.WriteDelta(pw, pf.sig, ctxReader{ctx, rc, &pf.read}))
-	}()
 	stat := cur.Clone()
 	stat.Unhashed = true // the scan is hashing it
 	var sent atomic.Int64
 	_, err := p.s.ep[j].Apply(ctx, remote.Op{Kind: remote.OpPut, Path: path, Expect: pf.expect, New: stat, Delta: true, Stage: true},
-		&countReader{r: pr, n: &sent})
-	pr.CloseWithError(errStageEnded)
-	<-wrote
+		&countReader{r: enc, n: &sent})
 	if err != nil {
 		return
 	}
@@ -252,6 +256,24 @@ func (p *prefetcher) stage(ctx context.Context, pf *prefetched, j int, path stri
 	if !pf.taken {
 		pf.staged, pf.encOf, pf.sent = true, cur, sent.Load()
 	}
+}
+
+// pull is stage for a new file on side i, a remote one, bound for a local
+// side: side i computes the delta (read-delta) while its scan hashes the
+// file, and this side rebuilds it as it comes.
+func (p *prefetcher) pull(ctx context.Context, pf *prefetched, i int, path string, cur *state.Entry) {
+	dr, ok := p.s.ep[i].(DeltaReader)
+	if !ok {
+		return
+	}
+	pf.staging.Store(true) // a transfer coming now waits for it
+	rc, err := dr.ReadDelta(ctx, path, cur, pf.sig)
+	if err != nil {
+		return
+	}
+	defer rc.Close()
+	var n atomic.Int64
+	p.stage(ctx, pf, 3-i, path, cur, ctxReader{ctx, rc, &n})
 }
 
 var errStageEnded = errors.New("stage ended")

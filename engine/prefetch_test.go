@@ -341,3 +341,74 @@ func TestStagedDelta(t *testing.T) {
 	}
 	noTemps()
 }
+
+// deltaSource stands for a remote side that computes deltas of its files
+// (read-delta) for a local destination.
+type deltaSource struct {
+	remote.Endpoint
+	deltas atomic.Int64
+}
+
+func (d *deltaSource) ReadDelta(ctx context.Context, p string, expect *state.Entry, sig *delta.Sig) (io.ReadCloser, error) {
+	d.deltas.Add(1)
+	f, err := d.ReadFile(ctx, p, expect)
+	if err != nil {
+		return nil, err
+	}
+	return readCloser{delta.NewReader(sig, f), f}, nil
+}
+
+// TestPulledStagedDelta checks the other direction: a large file edited on
+// a remote side, bound for a local one, is rebuilt locally from the
+// remote's delta while the scans run, and only installed by the transfer.
+func TestPulledStagedDelta(t *testing.T) {
+	p := newPair(t)
+	big := randomBytes(7, 8, 9<<20)
+	p.write(1, "big.bin", string(big))
+	var src *deltaSource
+	cfg := func() engine.Config {
+		cfg := p.config()
+		cfg.Dial = func(ctx context.Context, root string) (remote.Endpoint, error) {
+			l := local.New(root, local.Options{Version: "test"})
+			if root != p.root[1] {
+				return l, nil
+			}
+			src = &deltaSource{Endpoint: l}
+			return src, nil
+		}
+		return cfg
+	}
+	p.sync(cfg())
+	edited := bytes.Clone(big)
+	copy(edited[5<<20:], "an edit in the middle of the file")
+	p.write(1, "big.bin", string(edited))
+	staged := engine.StagedDeltas()
+	ctx := context.Background()
+	s, err := engine.Prepare(ctx, cfg(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.WaitPrefetch()
+	res, err := s.Execute(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := outcomes(res); len(got) != 1 || got[0] != "big.bin 1to2 done" {
+		t.Fatalf("outcomes %q, want big.bin 1to2 done", got)
+	}
+	if n := engine.StagedDeltas() - staged; n != 1 {
+		t.Errorf("%d transfers installed a staged delta, want 1", n)
+	}
+	if n := src.deltas.Load(); n != 1 {
+		t.Errorf("the remote side computed %d deltas, want 1 (during the scan, none after)", n)
+	}
+	if p.tree(2)["big.bin"] != "file "+string(edited) {
+		t.Fatal("big.bin on side 2 is not the edited version")
+	}
+	for path := range p.tree(2) {
+		if strings.HasPrefix(filepath.Base(path), ".concord-tmp-") {
+			t.Errorf("temporary file left on side 2: %s", path)
+		}
+	}
+}

@@ -233,8 +233,9 @@ func TestRemoteSignsWholeCopies(t *testing.T) {
 }
 
 // TestRemoteStagedDelta: a large file edited on the local side crosses to
-// the remote by a delta staged there during the scans (engine's
-// TestStagedDelta checks the staging itself); over the real connection the
+// the remote by a delta staged there during the scans, and one edited on
+// the remote comes back by a delta rebuilt here during the scans (engine's
+// TestStagedDelta and TestPulledStagedDelta check the staging itself); over the real connection the
 // result is the edited file, its signature is kept for the next delta, and
 // no temporary file is left on the remote, also when the plan sends
 // nothing (--no-update on the remote: the staging is then cut short or
@@ -299,5 +300,21 @@ func TestRemoteStagedDelta(t *testing.T) {
 	}
 	if !kept {
 		t.Error("the remote kept no signature of the version it rebuilt")
+	}
+
+	// The other way: edited on the remote, rebuilt here from the
+	// remote's delta during the scans.
+	copy(big[len(big)/3:], "an edit on the remote side")
+	if err := os.WriteFile(two, big, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, stderr, _ := e2eRun(t, dir, "sync", "--batch", r1, r2); code != exitOK {
+		t.Fatalf("sync of the remote edit: exit %d: %s", code, stderr)
+	}
+	if got, err := os.ReadFile(one); err != nil || !bytes.Equal(got, big) {
+		t.Fatalf("the local file is not the remote's edited version (%v)", err)
+	}
+	if names, _ := filepath.Glob(filepath.Join(dir, "one", ".concord-tmp-*")); len(names) != 0 {
+		t.Errorf("temporary files left on the local side: %q", names)
 	}
 }
