@@ -141,17 +141,7 @@ func TestPrecomputedDelta(t *testing.T) {
 	p := newPair(t)
 	big := randomBytes(3, 4, 3<<20)
 	p.write(1, "big.bin", string(big))
-	cfg := func() engine.Config {
-		cfg := p.config()
-		cfg.Dial = func(ctx context.Context, root string) (remote.Endpoint, error) {
-			l := local.New(root, local.Options{Version: "test"})
-			if root != p.root[2] {
-				return l, nil
-			}
-			return &signingEndpoint{Endpoint: l, signer: l, signed: make(chan struct{})}, nil
-		}
-		return cfg
-	}
+	cfg := p.remoteTwoConfig
 	p.sync(cfg())
 
 	edited := bytes.Clone(big)
@@ -160,25 +150,7 @@ func TestPrecomputedDelta(t *testing.T) {
 	before := engine.PrecomputedDeltas()
 	// The transfer takes a precomputed delta only if it is ready (else it
 	// streams its own): wait for it here.
-	// syncAhead syncs once what was computed ahead is in, calling between
-	// before the transfers.
-	syncAhead := func(between func()) *engine.Result {
-		t.Helper()
-		ctx := context.Background()
-		s, err := engine.Prepare(ctx, cfg(), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
-		s.WaitPrefetch()
-		between()
-		res, err := s.Execute(ctx, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return res
-	}
-	res := syncAhead(func() {})
+	res := syncAhead(t, cfg(), func() {})
 	if got := outcomes(res); len(got) != 1 || got[0] != "big.bin 1to2 done" {
 		t.Fatalf("outcomes %q, want big.bin 1to2 done", got)
 	}
@@ -195,7 +167,7 @@ func TestPrecomputedDelta(t *testing.T) {
 	copy(again[2<<20:], "a second edit")
 	p.write(1, "big.bin", string(again))
 	before = engine.PrecomputedDeltas()
-	res = syncAhead(func() {
+	res = syncAhead(t, cfg(), func() {
 		f, err := os.OpenFile(filepath.Join(p.root[1], "big.bin"), os.O_WRONLY, 0)
 		if err != nil {
 			t.Fatal(err)
@@ -212,6 +184,40 @@ func TestPrecomputedDelta(t *testing.T) {
 	if p.tree(2)["big.bin"] != "file "+string(edited) {
 		t.Error("side 2 changed by a transfer whose source was edited after the scan")
 	}
+}
+
+// remoteTwoConfig returns a configuration whose side 2 passes for a
+// remote one (a signingEndpoint around a local endpoint), so that the
+// engine sends it deltas and stages them.
+func (p *pair) remoteTwoConfig() engine.Config {
+	cfg := p.config()
+	cfg.Dial = func(ctx context.Context, root string) (remote.Endpoint, error) {
+		l := local.New(root, local.Options{Version: "test"})
+		if root != p.root[2] {
+			return l, nil
+		}
+		return &signingEndpoint{Endpoint: l, signer: l, signed: make(chan struct{})}, nil
+	}
+	return cfg
+}
+
+// syncAhead syncs with cfg once what was computed or staged ahead is in,
+// calling between before the transfers.
+func syncAhead(t *testing.T, cfg engine.Config, between func()) *engine.Result {
+	t.Helper()
+	ctx := context.Background()
+	s, err := engine.Prepare(ctx, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.WaitPrefetch()
+	between()
+	res, err := s.Execute(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
 }
 
 // randomBytes returns n pseudo-random bytes from the seeds.
@@ -234,34 +240,8 @@ func TestStagedDelta(t *testing.T) {
 	p := newPair(t)
 	big := randomBytes(5, 6, 9<<20)
 	p.write(1, "big.bin", string(big))
-	cfg := func() engine.Config {
-		cfg := p.config()
-		cfg.Dial = func(ctx context.Context, root string) (remote.Endpoint, error) {
-			l := local.New(root, local.Options{Version: "test"})
-			if root != p.root[2] {
-				return l, nil
-			}
-			return &signingEndpoint{Endpoint: l, signer: l, signed: make(chan struct{})}, nil
-		}
-		return cfg
-	}
+	cfg := p.remoteTwoConfig
 	p.sync(cfg())
-	syncAhead := func(cfg engine.Config, between func()) *engine.Result {
-		t.Helper()
-		ctx := context.Background()
-		s, err := engine.Prepare(ctx, cfg, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
-		s.WaitPrefetch()
-		between()
-		res, err := s.Execute(ctx, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return res
-	}
 	noTemps := func() {
 		t.Helper()
 		for path := range p.tree(2) {
@@ -275,7 +255,7 @@ func TestStagedDelta(t *testing.T) {
 	copy(edited[5<<20:], "an edit in the middle of the file")
 	p.write(1, "big.bin", string(edited))
 	staged, precomputed := engine.StagedDeltas(), engine.PrecomputedDeltas()
-	res := syncAhead(cfg(), func() {})
+	res := syncAhead(t, cfg(), func() {})
 	if got := outcomes(res); len(got) != 1 || got[0] != "big.bin 1to2 done" {
 		t.Fatalf("outcomes %q, want big.bin 1to2 done", got)
 	}
@@ -299,7 +279,7 @@ func TestStagedDelta(t *testing.T) {
 	copy(again[2<<20:], "a second edit")
 	p.write(1, "big.bin", string(again))
 	staged = engine.StagedDeltas()
-	res = syncAhead(cfg(), func() {
+	res = syncAhead(t, cfg(), func() {
 		f, err := os.OpenFile(filepath.Join(p.root[1], "big.bin"), os.O_WRONLY, 0)
 		if err != nil {
 			t.Fatal(err)
@@ -322,7 +302,7 @@ func TestStagedDelta(t *testing.T) {
 	// staged file goes when the session ends.
 	held := cfg()
 	held.Options.NoUpdate[2] = true
-	res = syncAhead(held, func() {})
+	res = syncAhead(t, held, func() {})
 	if got := outcomes(res); len(got) != 1 || got[0] != "big.bin skip skipped" {
 		t.Fatalf("outcomes %q, want big.bin skip skipped", got)
 	}
@@ -383,17 +363,7 @@ func TestPulledStagedDelta(t *testing.T) {
 	copy(edited[5<<20:], "an edit in the middle of the file")
 	p.write(1, "big.bin", string(edited))
 	staged := engine.StagedDeltas()
-	ctx := context.Background()
-	s, err := engine.Prepare(ctx, cfg(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	s.WaitPrefetch()
-	res, err := s.Execute(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := syncAhead(t, cfg(), func() {})
 	if got := outcomes(res); len(got) != 1 || got[0] != "big.bin 1to2 done" {
 		t.Fatalf("outcomes %q, want big.bin 1to2 done", got)
 	}

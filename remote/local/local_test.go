@@ -1153,14 +1153,7 @@ func TestPutDelta(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t, map[string]string{"f": base}, remote.OpenRequest{})
 			expect := f.entry("f")
-			sig, err := f.e.Signature(ctx, "f", expect)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var enc bytes.Buffer
-			if err := delta.WriteDelta(&enc, sig, strings.NewReader(tt.newText)); err != nil {
-				t.Fatal(err)
-			}
+			enc := f.deltaTo("f", expect, tt.newText)
 			if enc.Len() >= len(tt.newText)/2 {
 				t.Errorf("delta of a small insertion is %d bytes for a %d-byte file", enc.Len(), len(tt.newText))
 			}
@@ -1168,7 +1161,7 @@ func TestPutDelta(t *testing.T) {
 				tt.before(f)
 			}
 			was := f.read("f")
-			_, err = f.e.Apply(ctx, remote.Op{Kind: remote.OpPut, Path: "f", Expect: expect, New: fileEntry(tt.claim, 0o644, t0), Delta: true}, &enc)
+			_, err := f.e.Apply(ctx, remote.Op{Kind: remote.OpPut, Path: "f", Expect: expect, New: fileEntry(tt.claim, 0o644, t0), Delta: true}, enc)
 			if tmp := temps(t, f.root); len(tmp) != 0 {
 				t.Errorf("temporary files left: %q", tmp)
 			}

@@ -50,17 +50,10 @@ func TestStageThenInstall(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t, map[string]string{"f": base}, remote.OpenRequest{})
 			expect := f.entry("f")
-			sig, err := f.e.Signature(ctx, "f", expect)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var enc bytes.Buffer
-			if err := delta.WriteDelta(&enc, sig, strings.NewReader(next)); err != nil {
-				t.Fatal(err)
-			}
+			enc := f.deltaTo("f", expect, next)
 			stat := fileEntry(next, 0o640, t0)
 			stat.Unhashed = true
-			if _, err := f.e.Apply(ctx, remote.Op{Kind: remote.OpPut, Path: "f", Expect: expect, New: stat, Delta: true, Stage: true}, &enc); err != nil {
+			if _, err := f.e.Apply(ctx, remote.Op{Kind: remote.OpPut, Path: "f", Expect: expect, New: stat, Delta: true, Stage: true}, enc); err != nil {
 				t.Fatal(err)
 			}
 			if f.read("f") != base {
@@ -117,14 +110,7 @@ func TestStagedRemovedAtClose(t *testing.T) {
 	base := strings.Repeat("x", 100_000)
 	f := newFixture(t, map[string]string{"f": base}, remote.OpenRequest{})
 	expect := f.entry("f")
-	sig, err := f.e.Signature(ctx, "f", expect)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var enc bytes.Buffer
-	if err := delta.WriteDelta(&enc, sig, strings.NewReader(base+"y")); err != nil {
-		t.Fatal(err)
-	}
+	enc := f.deltaTo("f", expect, base+"y")
 	stat := fileEntry(base+"y", 0o644, t0)
 	if _, err := f.e.Apply(ctx, remote.Op{Kind: remote.OpPut, Path: "f", Expect: expect, New: stat, Delta: true, Stage: true}, bytes.NewReader(enc.Bytes())); err != nil {
 		t.Fatal(err)
@@ -148,4 +134,19 @@ func TestStagedRemovedAtClose(t *testing.T) {
 	if f.read("f") != base {
 		t.Error("the file changed")
 	}
+}
+
+// deltaTo returns the encoded delta that turns the file at p (now expect)
+// into contents, against the signature this endpoint gives of it.
+func (f *fixture) deltaTo(p string, expect *state.Entry, contents string) *bytes.Buffer {
+	f.t.Helper()
+	sig, err := f.e.Signature(context.Background(), p, expect)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	var enc bytes.Buffer
+	if err := delta.WriteDelta(&enc, sig, strings.NewReader(contents)); err != nil {
+		f.t.Fatal(err)
+	}
+	return &enc
 }
