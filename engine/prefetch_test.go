@@ -163,11 +163,21 @@ func TestPrecomputedDelta(t *testing.T) {
 
 	// Edited again, and once more after the scan and the delta's
 	// computation, before the transfer.
+	p.lateEditFails(cfg(), edited, engine.PrecomputedDeltas)
+}
+
+// lateEditFails edits big.bin on side 1 (whose version on both sides is
+// edited), and once more after what the sync with cfg computes or stages
+// ahead is in, before the transfers: the item must fail, side 2 keep
+// edited, and ahead (the transfers that used what was done ahead) not move.
+func (p *pair) lateEditFails(cfg engine.Config, edited []byte, ahead func() int64) {
+	t := p.t
+	t.Helper()
 	again := bytes.Clone(edited)
 	copy(again[2<<20:], "a second edit")
 	p.write(1, "big.bin", string(again))
-	before = engine.PrecomputedDeltas()
-	res = syncAhead(t, cfg(), func() {
+	before := ahead()
+	res := syncAhead(t, cfg, func() {
 		f, err := os.OpenFile(filepath.Join(p.root[1], "big.bin"), os.O_WRONLY, 0)
 		if err != nil {
 			t.Fatal(err)
@@ -178,8 +188,8 @@ func TestPrecomputedDelta(t *testing.T) {
 	if got := outcomes(res); len(got) != 1 || got[0] != "big.bin 1to2 failed" {
 		t.Fatalf("outcomes %q, want big.bin 1to2 failed", got)
 	}
-	if n := engine.PrecomputedDeltas() - before; n != 0 {
-		t.Errorf("%d transfers used a delta of a version edited since", n)
+	if n := ahead() - before; n != 0 {
+		t.Errorf("%d transfers used a delta done ahead of a version edited since", n)
 	}
 	if p.tree(2)["big.bin"] != "file "+string(edited) {
 		t.Error("side 2 changed by a transfer whose source was edited after the scan")
@@ -275,27 +285,7 @@ func TestStagedDelta(t *testing.T) {
 
 	// Edited again, and once more after the staging, before the transfer:
 	// the staged version is not the one the plan sends.
-	again := bytes.Clone(edited)
-	copy(again[2<<20:], "a second edit")
-	p.write(1, "big.bin", string(again))
-	staged = engine.StagedDeltas()
-	res = syncAhead(t, cfg(), func() {
-		f, err := os.OpenFile(filepath.Join(p.root[1], "big.bin"), os.O_WRONLY, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.WriteAt([]byte("late edit"), 100)
-		f.Close()
-	})
-	if got := outcomes(res); len(got) != 1 || got[0] != "big.bin 1to2 failed" {
-		t.Fatalf("outcomes %q, want big.bin 1to2 failed", got)
-	}
-	if n := engine.StagedDeltas() - staged; n != 0 {
-		t.Errorf("%d transfers installed a staged delta of a version edited since", n)
-	}
-	if p.tree(2)["big.bin"] != "file "+string(edited) {
-		t.Error("side 2 changed by a transfer whose source was edited after the scan")
-	}
+	p.lateEditFails(cfg(), edited, engine.StagedDeltas)
 	noTemps()
 
 	// Staged, but side 2 takes no updates: nothing is installed, and the
