@@ -2,8 +2,10 @@ package engine
 
 // Limits the external tests check.
 const (
-	MaxBig  = maxBig
-	BigFile = bigFile
+	MaxBig = maxBig
+	// MaxStaged bounds the files staged at once.
+	MaxStaged = maxStaged
+	BigFile   = bigFile
 )
 
 // SetInflightBytes sets the budget of smaller files in flight for a test

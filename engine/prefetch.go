@@ -62,6 +62,25 @@ type prefetcher struct {
 	mu   sync.Mutex
 	sigs map[prefetchKey]*prefetched
 	held int64 // sigBytes of the entries of sigs
+	// staged counts the files being staged or staged and not yet taken by
+	// a transfer (see stage): each holds a new version's worth of disk
+	// on the destination until it is installed or the session ends.
+	staged atomic.Int32
+}
+
+// maxStaged bounds the files staged at once: a tree of many large changed
+// files would otherwise have new versions of all of them on the
+// destination's disk before the first is installed. Past it, deltas are
+// computed ahead here (up to maxPrecomputed) or when the transfer comes.
+const maxStaged = 4
+
+// reserveStage takes one of the maxStaged places, if one is free.
+func (p *prefetcher) reserveStage() bool {
+	if p.staged.Add(1) > maxStaged {
+		p.staged.Add(-1)
+		return false
+	}
+	return true
 }
 
 type prefetchKey struct {
@@ -185,7 +204,7 @@ func (p *prefetcher) hashing(i int, path string, old, cur *state.Entry) {
 		case pf.err != nil:
 		case isLocal(p.s.ep[i]):
 			p.precompute(pctx, pf, i, path, cur)
-		case isLocal(p.s.ep[j]) && cur.Size >= stageMin:
+		case isLocal(p.s.ep[j]) && cur.Size >= stageMin && p.reserveStage():
 			p.pull(pctx, pf, i, path, cur)
 		}
 	}()
@@ -209,7 +228,7 @@ func (p *prefetcher) precompute(ctx context.Context, pf *prefetched, i int, path
 		return
 	}
 	defer rc.Close()
-	if cur.Size >= stageMin {
+	if cur.Size >= stageMin && p.reserveStage() {
 		pr, pw := io.Pipe()
 		wrote := make(chan struct{})
 		go func() {
@@ -248,14 +267,13 @@ func (p *prefetcher) stage(ctx context.Context, pf *prefetched, j int, path stri
 	var sent atomic.Int64
 	_, err := p.s.ep[j].Apply(ctx, remote.Op{Kind: remote.OpPut, Path: path, Expect: pf.expect, New: stat, Delta: true, Stage: true},
 		&countReader{r: enc, n: &sent})
-	if err != nil {
-		return
-	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !pf.taken {
-		pf.staged, pf.encOf, pf.sent = true, cur, sent.Load()
+	if err != nil || pf.taken {
+		p.staged.Add(-1)
+		return
 	}
+	pf.staged, pf.encOf, pf.sent = true, cur, sent.Load()
 }
 
 // pull is stage for a new file on side i, a remote one, bound for a local
@@ -264,11 +282,13 @@ func (p *prefetcher) stage(ctx context.Context, pf *prefetched, j int, path stri
 func (p *prefetcher) pull(ctx context.Context, pf *prefetched, i int, path string, cur *state.Entry) {
 	dr, ok := p.s.ep[i].(DeltaReader)
 	if !ok {
+		p.staged.Add(-1)
 		return
 	}
 	pf.staging.Store(true) // a transfer coming now waits for it
 	rc, err := dr.ReadDelta(ctx, path, cur, pf.sig)
 	if err != nil {
+		p.staged.Add(-1)
 		return
 	}
 	defer rc.Close()
@@ -381,6 +401,11 @@ func (p *prefetcher) take(ctx context.Context, side reconcile.Side, path string,
 	pf.taken = true
 	enc, encOf, staged, sent := pf.enc, pf.encOf, pf.staged, pf.sent
 	p.held -= sigBytes(pf.expect.Size) + int64(len(enc))
+	if staged {
+		// Installed now, or dropped: either way its place is free
+		// (a staged file not installed goes when the session ends).
+		p.staged.Add(-1)
+	}
 	p.mu.Unlock()
 	pf.stop()
 	if pf.err != nil || !state.Equal(pf.expect, expect) {

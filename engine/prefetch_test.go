@@ -3,6 +3,7 @@ package engine_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -369,6 +370,42 @@ func TestPulledStagedDelta(t *testing.T) {
 	for path := range p.tree(2) {
 		if strings.HasPrefix(filepath.Base(path), ".concord-tmp-") {
 			t.Errorf("temporary file left on side 2: %s", path)
+		}
+	}
+}
+
+// TestStagedBounded: with more large files changed than maxStaged, only
+// that many are staged at the destination at once; the others are sent by
+// deltas computed ahead here, and every file arrives.
+func TestStagedBounded(t *testing.T) {
+	p := newPair(t)
+	n := engine.MaxStaged + 2
+	name := func(i int) string { return fmt.Sprintf("big%d.bin", i) }
+	versions := make([][]byte, n)
+	for i := range n {
+		versions[i] = randomBytes(9, uint64(i), 9<<20)
+		p.write(1, name(i), string(versions[i]))
+	}
+	p.sync(p.remoteTwoConfig())
+	for i := range n {
+		copy(versions[i][4<<20:], "an edit in the middle of the file")
+		p.write(1, name(i), string(versions[i]))
+	}
+	staged, precomputed := engine.StagedDeltas(), engine.PrecomputedDeltas()
+	res := syncAhead(t, p.remoteTwoConfig(), func() {})
+	if res.Propagated != n || res.Failed != 0 {
+		t.Fatalf("propagated %d, failed %d; want %d, 0: %q", res.Propagated, res.Failed, n, outcomes(res))
+	}
+	if got := engine.StagedDeltas() - staged; got != engine.MaxStaged {
+		t.Errorf("%d files installed from staging, want %d (the bound)", got, engine.MaxStaged)
+	}
+	if got := engine.PrecomputedDeltas() - precomputed; got != int64(n-engine.MaxStaged) {
+		t.Errorf("%d files sent by deltas computed ahead, want %d (those past the bound)", got, n-engine.MaxStaged)
+	}
+	tree := p.tree(2)
+	for i := range n {
+		if tree[name(i)] != "file "+string(versions[i]) {
+			t.Errorf("%s on side 2 is not the edited version", name(i))
 		}
 	}
 }
