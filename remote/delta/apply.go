@@ -134,7 +134,7 @@ func (p *Patcher) Apply(in Instr) error {
 		if c, ok := p.out.(Cloner); ok && off == p.written {
 			limit := end
 			if p.resign != nil {
-				limit = end
+				limit = inPlace
 			}
 			if a := c.CloneAlign(); a > 0 {
 				from, to := (off+a-1)/a*a, limit/a*a

@@ -149,3 +149,40 @@ func TestPatcherCloneFails(t *testing.T) {
 		t.Fatalf("ApplyStream = %v, want the clone's error", err)
 	}
 }
+
+// TestPatcherClonesNotPastResigner: with a Resigner, the bytes of the
+// basis's short last block, which the Resigner hashes, are written rather
+// than cloned, even where an aligned range of them could be cloned, so that
+// the derived signature is still Signature's.
+func TestPatcherClonesNotPastResigner(t *testing.T) {
+	r := rand.New(rand.NewPCG(35, 36))
+	base := randBytes(r, 100*MinBlockSize+1500) // last block: 1,500 bytes, spanning 512-byte pages
+	sig, err := Signature(bytes.NewReader(base), int64(len(base)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var enc bytes.Buffer
+	if err := WriteDelta(&enc, sig, bytes.NewReader(base)); err != nil {
+		t.Fatal(err)
+	}
+	rs := NewResigner(sig, int64(len(base)))
+	m := &memCloner{basis: base, align: 512}
+	if err := ApplyStreamResign(bytes.NewReader(base), &enc, m, rs); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(m.out.Bytes(), base) {
+		t.Fatal("rebuilt file differs")
+	}
+	if len(m.clones) == 0 {
+		t.Fatal("nothing was cloned")
+	}
+	got, err := rs.Sig()
+	if err != nil {
+		t.Fatalf("derived signature: %v", err)
+	}
+	for i := range sig.Blocks {
+		if got.Blocks[i] != sig.Blocks[i] {
+			t.Fatalf("block %d of %d of the derived signature differs", i, len(sig.Blocks))
+		}
+	}
+}
