@@ -165,18 +165,7 @@ func ProcessAlive(pid int) bool { return alive(pid) }
 // boot time in whole seconds, so the result may be up to a second early,
 // never late.
 func ProcessStart(pid int) (time.Time, bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return time.Time{}, false
-	}
-	// The fields after the command name (in parentheses, and itself
-	// possibly holding both): state is field 3, starttime field 22.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return time.Time{}, false
-	}
-	f := strings.Fields(s[i+1:])
+	f := procStat(pid) // f[0] is field 3, the state; starttime is field 22
 	if len(f) < 20 {
 		return time.Time{}, false
 	}
@@ -216,15 +205,25 @@ func bootTime() (time.Time, bool) {
 // Zombie reports whether /proc says pid has exited and awaits its reaping
 // (false where /proc is unavailable).
 func Zombie(pid int) bool {
+	f := procStat(pid)
+	return len(f) > 0 && f[0] == "Z"
+}
+
+// procStat returns the fields of /proc/PID/stat that follow the command
+// name, the state first (nil where /proc cannot tell). The command name is
+// in parentheses and may itself hold parentheses and spaces, so the fields
+// start after the last ')'.
+func procStat(pid int) []string {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return false
+		return nil
 	}
-	// The state follows the command name, which is in parentheses and may
-	// itself hold parentheses and spaces.
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
-	return i >= 0 && i+2 < len(s) && s[i+2] == 'Z'
+	if i < 0 {
+		return nil
+	}
+	return strings.Fields(s[i+1:])
 }
 
 // Release removes the lock file and drops the flock. It is safe to call on

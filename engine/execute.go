@@ -644,15 +644,18 @@ func (x *executor) deltaTransfer(D reconcile.Side, op remote.Op) (*state.Entry, 
 		return nil, nil, false
 	}
 	ah := x.s.prefetch.take(x.ctx, D, op.Path, op.Expect, op.New)
-	if ah.staged {
-		// Rebuilt at the destination already (see stage), of the very
-		// version the plan sends; the source must still be that version,
-		// as a transfer reading it now would check.
+	if ah.staged || ah.enc != nil {
+		// Computed ahead (see precompute) or rebuilt at the destination
+		// already (see stage), of the very version the plan sends. The
+		// source must still be that version, as a transfer reading it
+		// now would check.
 		f, err := from.ReadFile(x.ctx, op.Path, op.New)
 		if err != nil {
 			return nil, err, true
 		}
 		f.Close()
+	}
+	if ah.staged {
 		sop := op
 		sop.FromStage = true
 		ent, err := to.Apply(x.ctx, sop, nil)
@@ -675,14 +678,6 @@ func (x *executor) deltaTransfer(D reconcile.Side, op remote.Op) (*state.Entry, 
 	}
 	var rc io.ReadCloser
 	if enc != nil {
-		// Computed while the scan hashed the file (see precompute), of
-		// the very version the plan sends. The source must still be that
-		// version, as a transfer reading it now would check.
-		f, err := from.ReadFile(x.ctx, op.Path, op.New)
-		if err != nil {
-			return nil, err, true
-		}
-		f.Close()
 		precomputedDeltas.Add(1)
 		rc = io.NopCloser(bytes.NewReader(enc))
 	} else if remoteDelta {

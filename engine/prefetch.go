@@ -229,15 +229,9 @@ func (p *prefetcher) precompute(ctx context.Context, pf *prefetched, i int, path
 	}
 	defer rc.Close()
 	if cur.Size >= stageMin && p.reserveStage() {
-		pr, pw := io.Pipe()
-		wrote := make(chan struct{})
-		go func() {
-			defer close(wrote)
-			pw.CloseWithError(delta.WriteDelta(pw, pf.sig, ctxReader{ctx, rc, &pf.read}))
-		}()
-		p.stage(ctx, pf, 3-i, path, cur, pr)
-		pr.CloseWithError(errStageEnded)
-		<-wrote
+		enc := delta.NewReader(pf.sig, ctxReader{ctx, rc, &pf.read})
+		p.stage(ctx, pf, 3-i, path, cur, enc)
+		enc.Close() // before rc's deferred Close
 		return
 	}
 	w := &capWriter{max: maxPrecomputed}
@@ -292,11 +286,8 @@ func (p *prefetcher) pull(ctx context.Context, pf *prefetched, i int, path strin
 		return
 	}
 	defer rc.Close()
-	var n atomic.Int64
-	p.stage(ctx, pf, 3-i, path, cur, ctxReader{ctx, rc, &n})
+	p.stage(ctx, pf, 3-i, path, cur, rc)
 }
-
-var errStageEnded = errors.New("stage ended")
 
 // ctxReader reads from r until ctx ends, counting the bytes in n.
 type ctxReader struct {

@@ -337,14 +337,30 @@ const flushEvery = 4 << 20
 // or the reader is closed). It is what an OpPut with Delta set takes as
 // content. Each Read returns what one flush of WriteDelta produced (at most
 // readerBuffer bytes), so a caller that sends what each Read returns keeps
-// the receiver busy.
+// the receiver busy. Close returns once the goroutine has stopped reading
+// newFile, so that the caller may close newFile then.
 func NewReader(sig *Sig, newFile io.Reader) io.ReadCloser {
 	pr, pw := io.Pipe()
+	r := &deltaReader{PipeReader: pr, done: make(chan struct{})}
 	go func() {
+		defer close(r.done)
 		bw := bufio.NewWriterSize(pw, readerBuffer)
 		pw.CloseWithError(WriteDelta(bw, sig, newFile))
 	}()
-	return pr
+	return r
+}
+
+// deltaReader is NewReader's reader.
+type deltaReader struct {
+	*io.PipeReader
+	done chan struct{}
+}
+
+// Close stops the encoder (its next write fails) and waits for it.
+func (r *deltaReader) Close() error {
+	err := r.PipeReader.Close()
+	<-r.done
+	return err
 }
 
 // readerBuffer is the buffer of NewReader.

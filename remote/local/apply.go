@@ -405,10 +405,7 @@ func (e *Endpoint) fillTemp(dirfd int, op remote.Op, content io.Reader) (w fille
 	name := state.Base(op.Path)
 	w.st.fd = -1
 	fd := -1
-	perm := uint32(0o600)
-	if op.New != nil {
-		perm = op.New.Mode & state.PermMask
-	}
+	perm := op.New.Mode & state.PermMask
 	if op.Expect == nil {
 		createMode := uint32(0o600)
 		if perm&^0o777 == 0 {
@@ -434,10 +431,7 @@ func (e *Endpoint) fillTemp(dirfd int, op remote.Op, content io.Reader) (w fille
 			w.discard(dirfd)
 		}
 	}()
-	size := int64(-1)
-	if op.New != nil {
-		size = op.New.Size
-	}
+	size := op.New.Size
 	h, stopHash := newHashWriter(size)
 	defer stopHash()
 	var resign *delta.Resigner

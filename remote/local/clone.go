@@ -61,9 +61,9 @@ func (c *cloneOut) Write(b []byte) (int, error) {
 func (c *cloneOut) CloneAlign() int64 { return c.align }
 
 // Clone implements delta.Cloner: it clones the n bytes of the basis at off
-// to the same offset of the new file, which ends there, and hashes them. A file system that cannot clone turns cloning
-// off for the rest of the file (false); a full disk or an I/O error is an
-// error.
+// to the same offset of the new file, which ends there, and hashes them. A
+// file system that cannot clone turns cloning off for the rest of the file
+// (false); a full disk or an I/O error is an error.
 func (c *cloneOut) Clone(off, n int64) (bool, error) {
 	fd := int(c.f.f)
 	err := unix.IoctlFileCloneRange(fd, &unix.FileCloneRange{

@@ -42,7 +42,7 @@ func tempOwnerDead(dirfd int, name string) bool {
 	if !ok {
 		return false
 	}
-	if owner != os.Getpid() && !archive.ProcessAlive(owner) {
+	if owner != pid && !archive.ProcessAlive(owner) {
 		return true
 	}
 	var st unix.Stat_t

@@ -13,7 +13,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/concord-sync/concord/archive/scan"
 	"github.com/concord-sync/concord/archive/state"
 )
 
@@ -119,7 +118,7 @@ func (e *Endpoint) verifyTree(dirfd int, name, p string, want map[string]*state.
 	sort.Strings(names)
 	for _, n := range names {
 		q := state.Join(p, n)
-		if scan.IsTemp(n) && tempOwnerDead(fd, n) {
+		if tempOwnerDead(fd, n) {
 			unix.Unlinkat(fd, n, 0)
 			continue
 		}
