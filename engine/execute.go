@@ -84,7 +84,7 @@ type Signer interface {
 // the delta of a file they hold against a signature (the source of a delta
 // transfer over a remote link).
 type DeltaReader interface {
-	ReadDelta(ctx context.Context, p string, expect *state.Entry, sig *delta.Sig) (io.ReadCloser, error)
+	ReadDelta(ctx context.Context, p string, expect *state.Entry, sig *delta.Sig, c delta.Confirm) (io.ReadCloser, error)
 }
 
 // historian is implemented by endpoints whose archive is on this machine.
@@ -638,9 +638,7 @@ func (x *executor) deltaTransfer(D reconcile.Side, op remote.Op) (*state.Entry, 
 	if !ok {
 		return nil, nil, false
 	}
-	dr, remoteDelta := from.(DeltaReader)
-	remoteDelta = remoteDelta && !isLocal(from)
-	if !remoteDelta && !isLocal(from) {
+	if _, ok := from.(DeltaReader); !ok && !isLocal(from) {
 		return nil, nil, false
 	}
 	ah := x.s.prefetch.take(x.ctx, D, op.Path, op.Expect, op.New)
@@ -655,6 +653,13 @@ func (x *executor) deltaTransfer(D reconcile.Side, op remote.Op) (*state.Entry, 
 		}
 		f.Close()
 	}
+	// A delta takes the blocks that follow a match on their weak
+	// checksums (delta.ConfirmResync): that saves a BLAKE3 pass over the
+	// unchanged bulk of the file on the source, and the destination's
+	// check of the whole result's hash catches the rare block whose edits
+	// cancel out in the weak sums. Such a result is then sent again with
+	// every block confirmed (see below).
+	confirm := delta.ConfirmResync
 	if ah.staged {
 		sop := op
 		sop.FromStage = true
@@ -667,7 +672,14 @@ func (x *executor) deltaTransfer(D reconcile.Side, op remote.Op) (*state.Entry, 
 		if errors.Is(err, remote.ErrFatal) || x.ctx.Err() != nil {
 			return nil, err, true
 		}
-		// Not staged after all, or not this version: send it now.
+		// Not staged after all, or not this version: send it now. Or
+		// staged from a delta that missed a change (or built on a
+		// kept signature that was wrong, which the destination then
+		// dropped): send it confirming all, against a new signature.
+		if errors.Is(err, remote.ErrMismatch) {
+			redoneDeltas.Add(1)
+			confirm, ah.sig = delta.ConfirmAll, nil
+		}
 	}
 	sig, enc := ah.sig, ah.enc
 	if sig == nil {
@@ -676,32 +688,56 @@ func (x *executor) deltaTransfer(D reconcile.Side, op remote.Op) (*state.Entry, 
 			return nil, err, true
 		}
 	}
-	var rc io.ReadCloser
-	if enc != nil {
-		precomputedDeltas.Add(1)
-		rc = io.NopCloser(bytes.NewReader(enc))
-	} else if remoteDelta {
-		var err error
-		if rc, err = dr.ReadDelta(x.ctx, op.Path, op.New, sig); err != nil {
-			return nil, err, true
-		}
-	} else {
-		f, err := from.ReadFile(x.ctx, op.Path, op.New)
-		if err != nil {
-			return nil, err, true
-		}
-		defer f.Close()
-		rc = delta.NewReader(sig, f)
-	}
-	defer rc.Close()
 	op.Delta = true
-	ent, err := x.applyCounted(to, op, rc)
+	ent, err := x.sendDelta(D, op, sig, enc, confirm)
+	if err != nil && confirm == delta.ConfirmResync && errors.Is(err, remote.ErrMismatch) && !errors.Is(err, remote.ErrFatal) && x.ctx.Err() == nil {
+		// The result did not have the source's hash: a block was taken
+		// on a weak checksum that agreed by chance, a signature kept at
+		// the destination was wrong (dropped there now, so a new one is
+		// computed from the file), or the source changed in a way its
+		// stat data do not show (then the second try fails too). A
+		// source that changed as usual fails its reader's checks, not
+		// this one.
+		redoneDeltas.Add(1)
+		if sig, err = signer.Signature(x.ctx, op.Path, op.Expect); err != nil {
+			return nil, err, true
+		}
+		ent, err = x.sendDelta(D, op, sig, nil, delta.ConfirmAll)
+	}
 	return ent, err, true
 }
 
-// precomputedDeltas and stagedDeltas count the transfers that sent a
-// delta computed ahead, and that installed one staged ahead (for tests).
-var precomputedDeltas, stagedDeltas atomic.Int64
+// sendDelta applies op at side D with the delta of the new file against
+// sig: enc if one was computed ahead, else one computed now with confirm,
+// by the source's side if it is remote, else here.
+func (x *executor) sendDelta(D reconcile.Side, op remote.Op, sig *delta.Sig, enc []byte, confirm delta.Confirm) (*state.Entry, error) {
+	from, to := x.s.ep[3-D], x.s.ep[D]
+	var rc io.ReadCloser
+	switch dr, ok := from.(DeltaReader); {
+	case enc != nil:
+		precomputedDeltas.Add(1)
+		rc = io.NopCloser(bytes.NewReader(enc))
+	case ok && !isLocal(from):
+		var err error
+		if rc, err = dr.ReadDelta(x.ctx, op.Path, op.New, sig, confirm); err != nil {
+			return nil, err
+		}
+	default:
+		f, err := from.ReadFile(x.ctx, op.Path, op.New)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		rc = delta.NewReader(sig, f, confirm)
+	}
+	defer rc.Close()
+	return x.applyCounted(to, op, rc)
+}
+
+// precomputedDeltas, stagedDeltas and redoneDeltas count the transfers
+// that sent a delta computed ahead, that installed one staged ahead, and
+// that sent a delta a second time with every block confirmed (for tests).
+var precomputedDeltas, stagedDeltas, redoneDeltas atomic.Int64
 
 type countReader struct {
 	r io.Reader

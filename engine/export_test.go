@@ -22,6 +22,10 @@ func PrecomputedDeltas() int64 { return precomputedDeltas.Load() }
 // StagedDeltas returns how many transfers installed a delta staged ahead.
 func StagedDeltas() int64 { return stagedDeltas.Load() }
 
+// RedoneDeltas returns how many transfers sent a delta again with every
+// block confirmed.
+func RedoneDeltas() int64 { return redoneDeltas.Load() }
+
 // WaitPrefetch waits until the signatures and deltas fetched ahead are in.
 func (s *Session) WaitPrefetch() {
 	if s.prefetch != nil {

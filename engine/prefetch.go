@@ -229,13 +229,13 @@ func (p *prefetcher) precompute(ctx context.Context, pf *prefetched, i int, path
 	}
 	defer rc.Close()
 	if cur.Size >= stageMin && p.reserveStage() {
-		enc := delta.NewReader(pf.sig, ctxReader{ctx, rc, &pf.read})
+		enc := delta.NewReader(pf.sig, ctxReader{ctx, rc, &pf.read}, delta.ConfirmResync)
 		p.stage(ctx, pf, 3-i, path, cur, enc)
 		enc.Close() // before rc's deferred Close
 		return
 	}
 	w := &capWriter{max: maxPrecomputed}
-	if err := delta.WriteDelta(w, pf.sig, ctxReader{ctx, rc, &pf.read}); err != nil {
+	if err := delta.WriteDelta(w, pf.sig, ctxReader{ctx, rc, &pf.read}, delta.ConfirmResync); err != nil {
 		return
 	}
 	p.mu.Lock()
@@ -280,7 +280,7 @@ func (p *prefetcher) pull(ctx context.Context, pf *prefetched, i int, path strin
 		return
 	}
 	pf.staging.Store(true) // a transfer coming now waits for it
-	rc, err := dr.ReadDelta(ctx, path, cur, pf.sig)
+	rc, err := dr.ReadDelta(ctx, path, cur, pf.sig, delta.ConfirmResync)
 	if err != nil {
 		p.staged.Add(-1)
 		return

@@ -18,6 +18,7 @@ import (
 	"github.com/concord-sync/concord/engine"
 	"github.com/concord-sync/concord/remote"
 	"github.com/concord-sync/concord/remote/delta"
+	"github.com/concord-sync/concord/remote/delta/deltatest"
 	"github.com/concord-sync/concord/remote/local"
 )
 
@@ -49,13 +50,13 @@ type waitingEndpoint struct {
 }
 
 // ReadDelta computes the delta of a file as a remote source does.
-func (w *waitingEndpoint) ReadDelta(ctx context.Context, p string, expect *state.Entry, sig *delta.Sig) (io.ReadCloser, error) {
+func (w *waitingEndpoint) ReadDelta(ctx context.Context, p string, expect *state.Entry, sig *delta.Sig, c delta.Confirm) (io.ReadCloser, error) {
 	w.deltas.Add(1)
 	f, err := w.ReadFile(ctx, p, expect)
 	if err != nil {
 		return nil, err
 	}
-	return readCloser{delta.NewReader(sig, f), f}, nil
+	return readCloser{delta.NewReader(sig, f, c), f}, nil
 }
 
 // readCloser reads from one reader and closes two.
@@ -320,13 +321,13 @@ type deltaSource struct {
 	deltas atomic.Int64
 }
 
-func (d *deltaSource) ReadDelta(ctx context.Context, p string, expect *state.Entry, sig *delta.Sig) (io.ReadCloser, error) {
+func (d *deltaSource) ReadDelta(ctx context.Context, p string, expect *state.Entry, sig *delta.Sig, c delta.Confirm) (io.ReadCloser, error) {
 	d.deltas.Add(1)
 	f, err := d.ReadFile(ctx, p, expect)
 	if err != nil {
 		return nil, err
 	}
-	return readCloser{delta.NewReader(sig, f), f}, nil
+	return readCloser{delta.NewReader(sig, f, c), f}, nil
 }
 
 // TestPulledStagedDelta checks the other direction: a large file edited on
@@ -407,5 +408,73 @@ func TestStagedBounded(t *testing.T) {
 		if tree[name(i)] != "file "+string(versions[i]) {
 			t.Errorf("%s on side 2 is not the edited version", name(i))
 		}
+	}
+}
+
+// TestWeakCollisionRedone edits a large file where rsync's weak checksum
+// cannot see it (two pairs of bytes moved by one in opposite directions)
+// in a block right after unchanged ones, which a first delta takes on the
+// weak checksum alone (delta.ConfirmResync): the destination's check of
+// the result's hash refuses it, and the engine sends the file again with
+// every block confirmed, in the same run, by each way a delta goes.
+func TestWeakCollisionRedone(t *testing.T) {
+	tests := []struct {
+		name string
+		size int
+		pull bool // side 1 passes for a remote source, side 2 local
+	}{
+		{"push", 200 << 10, false},
+		{"push precomputed", 2 << 20, false},
+		{"push staged", 9 << 20, false},
+		{"pull", 200 << 10, true},
+		{"pull staged", 9 << 20, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newPair(t)
+			big := randomBytes(13, uint64(tt.size), tt.size)
+			p.write(1, "big.bin", string(big))
+			cfg := p.remoteTwoConfig
+			var src *deltaSource
+			if tt.pull {
+				cfg = func() engine.Config {
+					cfg := p.config()
+					cfg.Dial = func(ctx context.Context, root string) (remote.Endpoint, error) {
+						l := local.New(root, local.Options{Version: "test"})
+						if root != p.root[1] {
+							return l, nil
+						}
+						src = &deltaSource{Endpoint: l}
+						return src, nil
+					}
+					return cfg
+				}
+			}
+			p.sync(cfg())
+
+			edited := bytes.Clone(big)
+			bs := delta.BlockSize(int64(tt.size))
+			mid := tt.size / bs / 2 * bs
+			if err := deltatest.CollideWeak(edited[mid : mid+bs]); err != nil {
+				t.Fatal(err)
+			}
+			p.write(1, "big.bin", string(edited))
+			redone := engine.RedoneDeltas()
+			res := syncAhead(t, cfg(), func() {})
+			if got := outcomes(res); len(got) != 1 || got[0] != "big.bin 1to2 done" {
+				t.Fatalf("outcomes %q, want big.bin 1to2 done", got)
+			}
+			if p.tree(2)["big.bin"] != "file "+string(edited) {
+				t.Fatal("big.bin on side 2 is not the edited version")
+			}
+			if n := engine.RedoneDeltas() - redone; n != 1 {
+				t.Errorf("%d deltas sent again, want 1", n)
+			}
+			// The first delta (staged or not) and the second: a
+			// staged one that failed so is not tried again as it was.
+			if src != nil && src.deltas.Load() != 2 {
+				t.Errorf("the remote side computed %d deltas, want 2", src.deltas.Load())
+			}
+		})
 	}
 }

@@ -249,6 +249,14 @@ var ErrLocked = errors.New("locked")
 // item fails and nothing is touched.
 var ErrChanged = errors.New("changed during sync")
 
+// ErrMismatch marks an item whose new contents, as written at the
+// destination, do not have the hash the source's scan gave; it comes with
+// ErrChanged. The source most likely changed while it was read, but a delta
+// whose blocks were matched on weak checksums alone (delta.ConfirmResync)
+// can also end so: the engine then sends the file again with every block
+// confirmed.
+var ErrMismatch = errors.New("contents differ from the source's hash")
+
 // ErrBlocked marks an item the destination cannot carry out without a
 // person: something concord does not synchronize (a FIFO, socket or device,
 // or an ignored path inside a directory to delete) is in the way. Nothing is

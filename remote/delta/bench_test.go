@@ -2,6 +2,7 @@ package delta
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"testing"
@@ -38,32 +39,36 @@ func BenchmarkSignature(b *testing.B) {
 }
 
 // BenchmarkDelta measures the source side on a 64 MiB file with 1,000
-// bytes changed in the middle, and reports the literal bytes it sends.
+// bytes changed in the middle, in both confirm modes, and reports the
+// literal bytes it sends.
 func BenchmarkDelta(b *testing.B) {
 	old, nw := benchFiles()
 	sig, err := Signature(bytes.NewReader(old), int64(len(old)))
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.SetBytes(int64(len(nw)))
-	var literal, encoded int64
-	b.ResetTimer()
-	for b.Loop() {
-		literal = 0
-		cw := &countWriter{}
-		iw, _ := EncodeInstrs(cw, sig.Header())
-		err := Delta(sig, bytes.NewReader(nw), func(in Instr) error {
-			literal += int64(len(in.Data))
-			return iw.Write(in)
+	for _, c := range []Confirm{ConfirmAll, ConfirmResync} {
+		b.Run(fmt.Sprintf("confirm=%d", c), func(b *testing.B) {
+			b.SetBytes(int64(len(nw)))
+			var literal, encoded int64
+			for b.Loop() {
+				literal = 0
+				cw := &countWriter{}
+				iw, _ := EncodeInstrs(cw, sig.Header())
+				err := Delta(sig, bytes.NewReader(nw), c, func(in Instr) error {
+					literal += int64(len(in.Data))
+					return iw.Write(in)
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+				iw.Close()
+				encoded = cw.n
+			}
+			b.ReportMetric(float64(literal), "literal-bytes")
+			b.ReportMetric(float64(encoded), "encoded-bytes")
 		})
-		if err != nil {
-			b.Fatal(err)
-		}
-		iw.Close()
-		encoded = cw.n
 	}
-	b.ReportMetric(float64(literal), "literal-bytes")
-	b.ReportMetric(float64(encoded), "encoded-bytes")
 }
 
 // BenchmarkRoundTrip measures signature, delta and apply together, as one
@@ -78,7 +83,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 			b.Fatal(err)
 		}
 		var enc bytes.Buffer
-		if err := WriteDelta(&enc, sig, bytes.NewReader(nw)); err != nil {
+		if err := WriteDelta(&enc, sig, bytes.NewReader(nw), ConfirmAll); err != nil {
 			b.Fatal(err)
 		}
 		if err := ApplyStream(bytes.NewReader(old), &enc, io.Discard); err != nil {

@@ -80,7 +80,7 @@ func TestPatcherClones(t *testing.T) {
 					t.Fatal(err)
 				}
 				var enc bytes.Buffer
-				if err := WriteDelta(&enc, sig, bytes.NewReader(tt.new)); err != nil {
+				if err := WriteDelta(&enc, sig, bytes.NewReader(tt.new), ConfirmAll); err != nil {
 					t.Fatal(err)
 				}
 				var rs *Resigner
@@ -140,7 +140,7 @@ func TestPatcherCloneFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	var enc bytes.Buffer
-	if err := WriteDelta(&enc, sig, bytes.NewReader(base)); err != nil {
+	if err := WriteDelta(&enc, sig, bytes.NewReader(base), ConfirmAll); err != nil {
 		t.Fatal(err)
 	}
 	full := errors.New("no space left on device")
@@ -162,7 +162,7 @@ func TestPatcherClonesNotPastResigner(t *testing.T) {
 		t.Fatal(err)
 	}
 	var enc bytes.Buffer
-	if err := WriteDelta(&enc, sig, bytes.NewReader(base)); err != nil {
+	if err := WriteDelta(&enc, sig, bytes.NewReader(base), ConfirmAll); err != nil {
 		t.Fatal(err)
 	}
 	rs := NewResigner(sig, int64(len(base)))

@@ -184,13 +184,40 @@ func (e *emitter) flush() error {
 	return e.emit(in)
 }
 
+// Confirm says which of the blocks the delta encoder matches it confirms by
+// their strong hash.
+type Confirm uint8
+
+const (
+	// ConfirmAll confirms every match by its strong hash: the rebuilt file
+	// is the new one unless BLAKE3 collides.
+	ConfirmAll Confirm = iota
+	// ConfirmResync confirms by strong hash only the match that starts a
+	// run: the first one, and the first after literal bytes. A block right
+	// after a match that is the next block of the basis (the common case:
+	// the unchanged bulk of a file, in place or moved as a whole) is taken
+	// on its weak checksum alone, which costs a third of a BLAKE3 hash.
+	//
+	// A weak checksum can agree on different bytes (a changed block whose
+	// edits cancel out in both sums), so the rebuilt file may then differ
+	// from the new one. It is for receivers that check the whole result's
+	// hash, as every concord destination does before it renames, and that
+	// ask again with ConfirmAll when that check fails: rsync's own answer
+	// to its short strong sums (its "redo" pass).
+	ConfirmResync
+)
+
+// Valid reports whether c is one of the defined values.
+func (c Confirm) Valid() bool { return c <= ConfirmResync }
+
 // Delta reads the new version of a file from newFile and calls emit with
 // the instructions that rebuild it from the basis sig describes: Copy
 // instructions (runs of adjacent blocks merged, up to about 8 MiB each)
-// and Literal ones of at most MaxLiteral bytes. It reads newFile once,
-// front to back, holding at most MaxLiteral plus two blocks of it; an error
-// from emit stops it and is returned as it is.
-func Delta(sig *Sig, newFile io.Reader, emit func(Instr) error) error {
+// and Literal ones of at most MaxLiteral bytes. c says which matches are
+// confirmed by strong hash. It reads newFile once, front to back, holding
+// at most MaxLiteral plus two blocks of it; an error from emit stops it and
+// is returned as it is.
+func Delta(sig *Sig, newFile io.Reader, c Confirm, emit func(Instr) error) error {
 	if err := sig.check(); err != nil {
 		return err
 	}
@@ -262,10 +289,21 @@ func Delta(sig *Sig, newFile io.Reader, emit func(Instr) error) error {
 		hashed := false
 		if fresh {
 			// Right after a match the next block most often follows:
-			// try it on the strong hash alone, skipping the weak sum.
-			if want >= 0 && want < int64(len(sig.Blocks)) && m.blockLen(want) == bs {
-				h, hashed = strong(buf[pos:pos+bs]), true
-				if h == sig.Blocks[want].Strong {
+			// try it on the strong hash alone, skipping the weak sum;
+			// or, with ConfirmResync, on the weak sum alone.
+			next := want >= 0 && want < int64(len(sig.Blocks)) && m.blockLen(want) == bs
+			weakDone := false
+			if next {
+				var follows bool
+				if c == ConfirmResync {
+					weakDone = true
+					a, b = weakSums(buf[pos : pos+bs])
+					follows = a&0xffff|b<<16 == sig.Blocks[want].Weak
+				} else {
+					h, hashed = strong(buf[pos:pos+bs]), true
+					follows = h == sig.Blocks[want].Strong
+				}
+				if follows {
 					if err := e.literal(buf[lit:pos]); err != nil {
 						return err
 					}
@@ -278,7 +316,9 @@ func Delta(sig *Sig, newFile io.Reader, emit func(Instr) error) error {
 					continue
 				}
 			}
-			a, b = weakSums(buf[pos : pos+bs])
+			if !weakDone {
+				a, b = weakSums(buf[pos : pos+bs])
+			}
 			fresh = false
 		}
 		w := a&0xffff | b<<16

@@ -3,9 +3,12 @@ package delta
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/concord-sync/concord/remote/delta/deltatest"
 )
 
 func TestBlockSize(t *testing.T) {
@@ -68,8 +71,13 @@ func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 // stats runs Delta and collects its instructions (copies of the literal
 // data), checking the limits every emitted instruction must respect.
 func runDelta(t testing.TB, sig *Sig, newFile []byte) (instrs []Instr, literal int64) {
+	return runDeltaConfirm(t, sig, newFile, ConfirmAll)
+}
+
+// runDeltaConfirm is runDelta with matches confirmed as c says.
+func runDeltaConfirm(t testing.TB, sig *Sig, newFile []byte, c Confirm) (instrs []Instr, literal int64) {
 	t.Helper()
-	err := Delta(sig, bytes.NewReader(newFile), func(in Instr) error {
+	err := Delta(sig, bytes.NewReader(newFile), c, func(in Instr) error {
 		switch in.Kind {
 		case Literal:
 			if len(in.Data) == 0 || len(in.Data) > MaxLiteral {
@@ -124,44 +132,59 @@ func TestRoundTrip(t *testing.T) {
 		{"long literal run", base[:bs], randBytes(r, 3*MaxLiteral+17), -1},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			sig, err := Signature(bytes.NewReader(tt.old), int64(len(tt.old)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			instrs, lit := runDelta(t, sig, tt.new)
-			if tt.maxLiteral >= 0 && lit > tt.maxLiteral {
-				t.Errorf("literal bytes = %d, want at most %d", lit, tt.maxLiteral)
-			}
-			var out bytes.Buffer
-			seq := func(yield func(Instr, error) bool) {
-				for _, in := range instrs {
-					if !yield(in, nil) {
-						return
-					}
-				}
-			}
-			if err := Apply(bytes.NewReader(tt.old), sig.Header(), seq, &out); err != nil {
-				t.Fatalf("Apply: %v", err)
-			}
-			if !bytes.Equal(out.Bytes(), tt.new) {
-				t.Fatalf("Apply rebuilt %d bytes, differing from the %d-byte new file", out.Len(), len(tt.new))
-			}
-
-			// The same through the encoding.
-			var enc bytes.Buffer
-			if err := WriteDelta(&enc, sig, bytes.NewReader(tt.new)); err != nil {
-				t.Fatal(err)
-			}
-			out.Reset()
-			if err := ApplyStream(bytes.NewReader(tt.old), &enc, &out); err != nil {
-				t.Fatalf("ApplyStream: %v", err)
-			}
-			if !bytes.Equal(out.Bytes(), tt.new) {
-				t.Fatal("ApplyStream rebuilt a different file")
-			}
-		})
+		for _, c := range []Confirm{ConfirmAll, ConfirmResync} {
+			t.Run(fmt.Sprintf("%s/confirm=%d", tt.name, c), func(t *testing.T) {
+				roundTrip(t, tt.old, tt.new, tt.maxLiteral, c)
+			})
+		}
 	}
+}
+
+// roundTrip checks that the delta of nw against old, with matches confirmed
+// as c says, rebuilds nw, directly and through the encoding, with at most
+// maxLiteral literal bytes (-1: no bound).
+func roundTrip(t *testing.T, old, nw []byte, maxLiteral int64, c Confirm) {
+	t.Helper()
+	sig, err := Signature(bytes.NewReader(old), int64(len(old)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	instrs, lit := runDeltaConfirm(t, sig, nw, c)
+	if maxLiteral >= 0 && lit > maxLiteral {
+		t.Errorf("literal bytes = %d, want at most %d", lit, maxLiteral)
+	}
+	if out := applyAll(t, old, sig, instrs); !bytes.Equal(out, nw) {
+		t.Fatalf("Apply rebuilt %d bytes, differing from the %d-byte new file", len(out), len(nw))
+	}
+
+	// The same through the encoding.
+	var enc, out bytes.Buffer
+	if err := WriteDelta(&enc, sig, bytes.NewReader(nw), c); err != nil {
+		t.Fatal(err)
+	}
+	if err := ApplyStream(bytes.NewReader(old), &enc, &out); err != nil {
+		t.Fatalf("ApplyStream: %v", err)
+	}
+	if !bytes.Equal(out.Bytes(), nw) {
+		t.Fatal("ApplyStream rebuilt a different file")
+	}
+}
+
+// applyAll rebuilds a file from old (whose signature is sig) and instrs.
+func applyAll(t *testing.T, old []byte, sig *Sig, instrs []Instr) []byte {
+	t.Helper()
+	var out bytes.Buffer
+	seq := func(yield func(Instr, error) bool) {
+		for _, in := range instrs {
+			if !yield(in, nil) {
+				return
+			}
+		}
+	}
+	if err := Apply(bytes.NewReader(old), sig.Header(), seq, &out); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	return out.Bytes()
 }
 
 func TestCopiesMerge(t *testing.T) {
@@ -253,7 +276,7 @@ func TestEncodingErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	var instrEnc bytes.Buffer
-	if err := WriteDelta(&instrEnc, sig, bytes.NewReader(append(bytes.Clone(base), "more"...))); err != nil {
+	if err := WriteDelta(&instrEnc, sig, bytes.NewReader(append(bytes.Clone(base), "more"...)), ConfirmAll); err != nil {
 		t.Fatal(err)
 	}
 	oversize := []byte{0, 0x10, 0, 0} // an item of 1 MiB announced
@@ -312,7 +335,7 @@ func TestNewReader(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc := NewReader(sig, bytes.NewReader(nw))
+	rc := NewReader(sig, bytes.NewReader(nw), ConfirmAll)
 	defer rc.Close()
 	var out bytes.Buffer
 	if err := ApplyStream(bytes.NewReader(old), rc, &out); err != nil {
@@ -389,5 +412,62 @@ func TestCopyRunsCapped(t *testing.T) {
 	}
 	if next != int64(len(sig.Blocks)) {
 		t.Fatalf("copies cover %d blocks, want %d", next, len(sig.Blocks))
+	}
+}
+
+// TestConfirmResync checks which matches ConfirmResync takes on the weak
+// checksum alone: the block right after a match (in place or moved), and
+// no other. An edit the weak sum cannot see (deltatest.CollideWeak) in such
+// a block is missed, and the old block rebuilt, while ConfirmAll rebuilds
+// the new file; the same edit where a run starts (the first block, the
+// first after literal bytes) is caught by the strong hash.
+func TestConfirmResync(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	base := randBytes(r, 300_000)
+	bs := BlockSize(int64(len(base)))
+	collide := func(b []byte, off int) []byte {
+		b = bytes.Clone(b)
+		if err := deltatest.CollideWeak(b[off : off+bs]); err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	// Block 40 (of 147) edited where the weak sum does not see it, in
+	// place and with everything moved by an insertion at the start.
+	inPlace := collide(base, 40*bs)
+	moved := cat([]byte("inserted"), inPlace)
+	// Block 41 edited the same way, after a literal in block 40.
+	afterLiteral := collide(base, 41*bs)
+	copy(afterLiteral[40*bs+100:], "a visible edit")
+	tests := []struct {
+		name   string
+		nw     []byte
+		missed []byte // what ConfirmResync rebuilds, if not nw
+	}{
+		{"following block in place", inPlace, base},
+		{"following block moved", moved, cat([]byte("inserted"), base)},
+		{"first block", collide(base, 0), nil},
+		{"first block after a literal", afterLiteral, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sig, err := Signature(bytes.NewReader(base), int64(len(base)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			instrs, _ := runDeltaConfirm(t, sig, tt.nw, ConfirmAll)
+			if !bytes.Equal(applyAll(t, base, sig, instrs), tt.nw) {
+				t.Fatal("ConfirmAll rebuilt a different file")
+			}
+			want := tt.nw
+			if tt.missed != nil {
+				want = tt.missed
+			}
+			instrs, lit := runDeltaConfirm(t, sig, tt.nw, ConfirmResync)
+			if got := applyAll(t, base, sig, instrs); !bytes.Equal(got, want) {
+				t.Fatalf("ConfirmResync rebuilt %d bytes, not the expected %d (literal bytes: %d)", len(got), len(want), lit)
+			}
+			checkResync(t, base, tt.nw, sig)
+		})
 	}
 }

@@ -283,9 +283,9 @@ func (d *InstrReader) All() iter.Seq2[Instr, error] {
 	}
 }
 
-// WriteDelta computes the delta of newFile against sig and writes it to w
-// as an encoded instruction stream.
-func WriteDelta(w io.Writer, sig *Sig, newFile io.Reader) error {
+// WriteDelta computes the delta of newFile against sig, confirming matches
+// as c says, and writes it to w as an encoded instruction stream.
+func WriteDelta(w io.Writer, sig *Sig, newFile io.Reader, c Confirm) error {
 	if err := sig.check(); err != nil {
 		return err
 	}
@@ -313,7 +313,7 @@ func WriteDelta(w io.Writer, sig *Sig, newFile io.Reader) error {
 		}
 		return nil
 	}
-	if err := Delta(sig, newFile, emit); err != nil {
+	if err := Delta(sig, newFile, c, emit); err != nil {
 		return err
 	}
 	if err := iw.Close(); err != nil {
@@ -339,13 +339,13 @@ const flushEvery = 4 << 20
 // readerBuffer bytes), so a caller that sends what each Read returns keeps
 // the receiver busy. Close returns once the goroutine has stopped reading
 // newFile, so that the caller may close newFile then.
-func NewReader(sig *Sig, newFile io.Reader) io.ReadCloser {
+func NewReader(sig *Sig, newFile io.Reader, c Confirm) io.ReadCloser {
 	pr, pw := io.Pipe()
 	r := &deltaReader{PipeReader: pr, done: make(chan struct{})}
 	go func() {
 		defer close(r.done)
 		bw := bufio.NewWriterSize(pw, readerBuffer)
-		pw.CloseWithError(WriteDelta(bw, sig, newFile))
+		pw.CloseWithError(WriteDelta(bw, sig, newFile, c))
 	}()
 	return r
 }

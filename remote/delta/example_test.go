@@ -21,7 +21,7 @@ func Example() {
 	}
 	// Source.
 	var encoded bytes.Buffer
-	if err := delta.WriteDelta(&encoded, sig, bytes.NewReader(nw)); err != nil {
+	if err := delta.WriteDelta(&encoded, sig, bytes.NewReader(nw), delta.ConfirmAll); err != nil {
 		panic(err)
 	}
 	// Destination.

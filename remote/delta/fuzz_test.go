@@ -49,7 +49,7 @@ func FuzzDeltaInstrs(f *testing.F) {
 	var enc bytes.Buffer
 	nw := append(bytes.Clone(basis[:2*MinBlockSize]), "inserted"...)
 	nw = append(nw, basis[2*MinBlockSize:]...)
-	if err := WriteDelta(&enc, sig, bytes.NewReader(nw)); err != nil {
+	if err := WriteDelta(&enc, sig, bytes.NewReader(nw), ConfirmAll); err != nil {
 		f.Fatal(err)
 	}
 	f.Add(enc.Bytes())
@@ -107,7 +107,7 @@ func FuzzDelta(f *testing.F) {
 			t.Fatal(err)
 		}
 		var enc, out bytes.Buffer
-		if err := WriteDelta(&enc, sig, bytes.NewReader(nw)); err != nil {
+		if err := WriteDelta(&enc, sig, bytes.NewReader(nw), ConfirmAll); err != nil {
 			t.Fatal(err)
 		}
 		if err := ApplyStream(bytes.NewReader(old), &enc, &out); err != nil {
@@ -116,7 +116,50 @@ func FuzzDelta(f *testing.F) {
 		if !bytes.Equal(out.Bytes(), nw) {
 			t.Fatal("rebuilt file differs from the new one")
 		}
+		checkResync(t, old, nw, sig)
 	})
+}
+
+// checkResync checks the delta of nw against old (signature sig) with
+// ConfirmResync: every block it copies holds the new file's bytes or, taken
+// on the weak checksum alone, bytes of the same weak sum; and where a copy
+// starts a run (at the start or after a literal) it holds the new bytes.
+func checkResync(t *testing.T, old, nw []byte, sig *Sig) {
+	t.Helper()
+	var pos int64
+	afterLiteral := true
+	err := Delta(sig, bytes.NewReader(nw), ConfirmResync, func(in Instr) error {
+		if in.Kind == Literal {
+			if !bytes.Equal(in.Data, nw[pos:pos+int64(len(in.Data))]) {
+				t.Fatalf("literal at %d differs from the new file", pos)
+			}
+			pos += int64(len(in.Data))
+			afterLiteral = true
+			return nil
+		}
+		for k := in.Block; k < in.Block+in.Count; k++ {
+			off := k * int64(sig.BlockSize)
+			blk := old[off:min(off+int64(sig.BlockSize), int64(len(old)))]
+			got := nw[pos : pos+int64(len(blk))]
+			if !bytes.Equal(blk, got) {
+				if afterLiteral && k == in.Block {
+					t.Fatalf("block %d copied at %d starts a run but differs", k, pos)
+				}
+				if Weak(blk) != Weak(got) {
+					t.Fatalf("block %d copied at %d differs, and so does its weak sum", k, pos)
+				}
+			}
+			pos += int64(len(blk))
+		}
+		afterLiteral = false
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pos != int64(len(nw)) {
+		t.Fatalf("the delta rebuilds %d bytes of %d", pos, len(nw))
+	}
 }
 
 // strictReaderAt panics on a read outside the basis size the stream's

@@ -49,7 +49,7 @@ func TestResigner(t *testing.T) {
 				t.Fatalf("no Resigner for %d bytes (block size %d, basis %d)", len(tt.new), BlockSize(int64(len(tt.new))), sig.BlockSize)
 			}
 			var enc, out bytes.Buffer
-			if err := WriteDelta(&enc, sig, bytes.NewReader(tt.new)); err != nil {
+			if err := WriteDelta(&enc, sig, bytes.NewReader(tt.new), ConfirmAll); err != nil {
 				t.Fatal(err)
 			}
 			if err := ApplyStreamResign(bytes.NewReader(base), &enc, &out, rs); err != nil {

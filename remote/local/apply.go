@@ -516,11 +516,14 @@ func (e *Endpoint) finishTemp(dirfd int, op remote.Op, w filled) (st staged, wan
 	if w.n != op.New.Size || (!op.New.Unhashed && w.sum != op.New.Hash) {
 		if w.sigKept && e.db != nil {
 			// Most likely the source changed; but should the kept
-			// signature be what is wrong, the next run must not
-			// build on it again.
+			// signature be what is wrong, the next run (or the
+			// engine's second try) must not build on it again.
 			e.db.DropSig(context.Background(), op.Path)
 		}
-		return st, nil, changedErr(op.Path, "the source changed while it was copied")
+		if w.n != op.New.Size {
+			return st, nil, changedErr(op.Path, "the source changed while it was copied")
+		}
+		return st, nil, mismatchErr(op.Path)
 	}
 	st.sig = w.sig
 	want = op.New

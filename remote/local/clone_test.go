@@ -116,7 +116,7 @@ func TestPutDeltaClones(t *testing.T) {
 				t.Fatal(err)
 			}
 			var enc bytes.Buffer
-			if err := delta.WriteDelta(&enc, sig, bytes.NewReader(next)); err != nil {
+			if err := delta.WriteDelta(&enc, sig, bytes.NewReader(next), delta.ConfirmAll); err != nil {
 				t.Fatal(err)
 			}
 			claim := fileEntry(string(next), 0o644, t0)

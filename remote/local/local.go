@@ -598,6 +598,12 @@ func changedErr(p, why string) error {
 	return fmt.Errorf("%s: %w (%s); it was left alone and will be looked at again next run", state.Display(p), remote.ErrChanged, why)
 }
 
+// mismatchErr reports a file written at p whose contents do not have the
+// source's hash (remote.ErrMismatch, with remote.ErrChanged).
+func mismatchErr(p string) error {
+	return fmt.Errorf("%s: %w (%w: the source changed while it was copied); it was left alone and will be looked at again next run", state.Display(p), remote.ErrChanged, remote.ErrMismatch)
+}
+
 // ignored reports whether the ignore patterns select path p.
 func (e *Endpoint) ignored(p string, isDir bool) bool {
 	return e.ignore.Active() && e.ignore.Match(strings.Split(p, "/"), isDir)

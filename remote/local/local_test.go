@@ -1069,7 +1069,7 @@ func deltaOf(t *testing.T, f *fixture, p string, expect *state.Entry, newText []
 		t.Fatal(err)
 	}
 	var enc bytes.Buffer
-	if err := delta.WriteDelta(&enc, sig, bytes.NewReader(newText)); err != nil {
+	if err := delta.WriteDelta(&enc, sig, bytes.NewReader(newText), delta.ConfirmAll); err != nil {
 		t.Fatal(err)
 	}
 	return &enc

@@ -31,7 +31,8 @@ func TestStageThenInstall(t *testing.T) {
 		ok      bool
 	}{
 		{name: "installs", claim: next, ok: true},
-		{name: "hash differs", claim: next + "x", wantErr: remote.ErrChanged},
+		{name: "size differs", claim: next + "x", wantErr: remote.ErrChanged},
+		{name: "hash differs", claim: next[:len(next)-1] + "?", wantErr: remote.ErrMismatch},
 		{name: "staged from another version", claim: next, between: func(f *fixture) *state.Entry {
 			e := f.entry("f").Clone()
 			e.MTime++
@@ -145,7 +146,7 @@ func (f *fixture) deltaTo(p string, expect *state.Entry, contents string) *bytes
 		f.t.Fatal(err)
 	}
 	var enc bytes.Buffer
-	if err := delta.WriteDelta(&enc, sig, strings.NewReader(contents)); err != nil {
+	if err := delta.WriteDelta(&enc, sig, strings.NewReader(contents), delta.ConfirmAll); err != nil {
 		f.t.Fatal(err)
 	}
 	return &enc

@@ -58,7 +58,7 @@ func TestKeptSignature(t *testing.T) {
 			t.Fatalf("signature read from the file: %v, want %v", read, wantRead)
 		}
 		var enc bytes.Buffer
-		if err := delta.WriteDelta(&enc, sig, bytes.NewReader(next)); err != nil {
+		if err := delta.WriteDelta(&enc, sig, bytes.NewReader(next), delta.ConfirmAll); err != nil {
 			t.Fatal(err)
 		}
 		ent, err := f.e.Apply(ctx, remote.Op{Kind: remote.OpPut, Path: "big", Expect: expect, New: fileEntry(string(next), 0o644, t0), Delta: true}, &enc)

@@ -90,7 +90,7 @@ func BenchmarkDeltaPut(b *testing.B) {
 			b.Fatal(err)
 		}
 		if _, err := cl.Apply(ctx, remote.Op{Kind: remote.OpPut, Path: "f", Expect: oldEntry, New: fileEntry(nw), Delta: true},
-			delta.NewReader(sig, bytes.NewReader(nw))); err != nil {
+			delta.NewReader(sig, bytes.NewReader(nw), delta.ConfirmAll)); err != nil {
 			b.Fatal(err)
 		}
 		wire = n.Load()

@@ -961,12 +961,13 @@ func (cl *Client) Signature(ctx context.Context, path string, expect *state.Entr
 // local file) to the server, which reads its own file at path (matching
 // expect) and streams back the encoded delta against that signature, as
 // delta.ApplyStream takes it. It is the delta counterpart of ReadFile, for
-// a transfer from the remote to a local file.
-func (cl *Client) ReadDelta(ctx context.Context, path string, expect *state.Entry, sig *delta.Sig) (io.ReadCloser, error) {
+// a transfer from the remote to a local file. The server confirms matches
+// as c says.
+func (cl *Client) ReadDelta(ctx context.Context, path string, expect *state.Entry, sig *delta.Sig, c delta.Confirm) (io.ReadCloser, error) {
 	if sig == nil {
 		return nil, fmt.Errorf("delta of %s: no signature", state.Display(path))
 	}
-	st, err := cl.openStream(ctx, tReadDelta, &wPathExpect{Path: path, Expect: toWire(expect), BasisSize: sig.Size},
+	st, err := cl.openStream(ctx, tReadDelta, &wPathExpect{Path: path, Expect: toWire(expect), BasisSize: sig.Size, Confirm: uint8(c)},
 		func(w *dataWriter) error { return sig.Encode(w) })
 	if err != nil {
 		return nil, err

@@ -134,7 +134,7 @@ func FuzzHandshake(f *testing.F) {
 // TestWireConstants pins the numbers docs/protocol.md documents: changing
 // one needs a new ProtocolVersion and a new page.
 func TestWireConstants(t *testing.T) {
-	if got := hello(); !bytes.Equal(got, []byte("CONCORD\x00\x00\x00\x00\x05")) {
+	if got := hello(); !bytes.Equal(got, []byte("CONCORD\x00\x00\x00\x00\x06")) {
 		t.Errorf("hello = %q", got)
 	}
 	types := []struct {
@@ -158,7 +158,10 @@ func TestWireConstants(t *testing.T) {
 	if maxInflight > serverInflight {
 		t.Errorf("clients may send %d requests at once, servers run %d", maxInflight, serverInflight)
 	}
-	classes := []error{remote.ErrFatal, remote.ErrLocked, remote.ErrChanged, remote.ErrUnsafePath, context.Canceled, context.DeadlineExceeded, delta.ErrCorrupt, remote.ErrBlocked}
+	classes := []error{remote.ErrFatal, remote.ErrLocked, remote.ErrChanged, remote.ErrUnsafePath, context.Canceled, context.DeadlineExceeded, delta.ErrCorrupt, remote.ErrBlocked, remote.ErrMismatch}
+	if len(errClasses) != len(classes) {
+		t.Errorf("%d error classes, %d documented", len(errClasses), len(classes))
+	}
 	for i, c := range classes {
 		if errClasses[i] != c {
 			t.Errorf("error class bit %d is %v, documented as %v", 1<<i, errClasses[i], c)

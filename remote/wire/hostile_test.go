@@ -570,3 +570,15 @@ func refusal(t *testing.T, ep remote.Endpoint, req *frame) error {
 	}
 	return decodeError(f)
 }
+
+// TestServerRefusesUnknownConfirm sends a read-delta whose confirm mode no
+// version defines: it is refused before the signature is read.
+func TestServerRefusesUnknownConfirm(t *testing.T) {
+	ep := newFake()
+	e := ep.put("f", []byte("abc"))
+	req := wPathExpect{Path: "f", Expect: toWire(e), BasisSize: 3, Confirm: 2}
+	err := refusal(t, ep, &frame{Type: tReadDelta, ID: 1, Body: mustBody(&req)})
+	if !strings.Contains(err.Error(), "unknown confirm mode 2") {
+		t.Errorf("error %v does not say what was wrong", err)
+	}
+}

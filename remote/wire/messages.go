@@ -154,12 +154,14 @@ type wPathEntries struct {
 
 // wPathExpect asks about one path that must match expect: read-file,
 // signature, read-delta (BasisSize: the size of the basis the signature
-// that follows describes), list (Expect unused).
+// that follows describes; Confirm: the delta.Confirm to compute the delta
+// with), list (Expect unused).
 type wPathExpect struct {
 	_         struct{} `cbor:",toarray"`
 	Path      string
 	Expect    *wEntry
 	BasisSize int64
+	Confirm   uint8
 }
 
 type wOp struct {
@@ -248,6 +250,7 @@ var errClasses = []error{
 	context.DeadlineExceeded,
 	delta.ErrCorrupt,
 	remote.ErrBlocked,
+	remote.ErrMismatch,
 }
 
 func encodeError(err error) *errBody {
@@ -264,7 +267,8 @@ func encodeError(err error) *errBody {
 // message as it was; it matches with errors.Is every class of error the
 // peer's error matched (remote.ErrChanged, remote.ErrLocked,
 // remote.ErrFatal, remote.ErrUnsafePath, context.Canceled,
-// context.DeadlineExceeded, delta.ErrCorrupt, remote.ErrBlocked).
+// context.DeadlineExceeded, delta.ErrCorrupt, remote.ErrBlocked,
+// remote.ErrMismatch).
 type PeerError struct {
 	// Msg is the peer's error text.
 	Msg string

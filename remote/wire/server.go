@@ -574,6 +574,10 @@ func (s *server) handle(ctx context.Context, st *stream, f *frame) (any, error) 
 		if err != nil {
 			return nil, err
 		}
+		confirm := delta.Confirm(req.Confirm)
+		if !confirm.Valid() {
+			return nil, fmt.Errorf("%w: delta of %s: unknown confirm mode %d", ErrProtocol, state.Display(req.Path), req.Confirm)
+		}
 		r := &dataReader{ctx: ctx, c: c, st: st}
 		sig, err := delta.DecodeSig(r, req.BasisSize)
 		if err != nil {
@@ -588,7 +592,7 @@ func (s *server) handle(ctx context.Context, st *stream, f *frame) (any, error) 
 			return nil, err
 		}
 		defer rc.Close()
-		return nil, s.stream(ctx, st, func(w io.Writer) error { return delta.WriteDelta(w, sig, rc) })
+		return nil, s.stream(ctx, st, func(w io.Writer) error { return delta.WriteDelta(w, sig, rc, confirm) })
 	}
 	return nil, fmt.Errorf("%w: unknown request %s", ErrProtocol, f.Type)
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/concord-sync/concord/archive/state"
 	"github.com/concord-sync/concord/remote"
 	"github.com/concord-sync/concord/remote/delta"
+	"github.com/concord-sync/concord/remote/delta/deltatest"
 )
 
 func TestMain(m *testing.M) {
@@ -316,7 +317,7 @@ func TestServerRefusesUnsafePaths(t *testing.T) {
 		{"signature", func(cl *Client, p string) error { _, err := cl.Signature(ctx, p, fileEntry([]byte("x"))); return err }},
 		{"read-delta", func(cl *Client, p string) error {
 			sig, _ := delta.Signature(strings.NewReader("x"), 1)
-			_, err := cl.ReadDelta(ctx, p, fileEntry([]byte("x")), sig)
+			_, err := cl.ReadDelta(ctx, p, fileEntry([]byte("x")), sig, delta.ConfirmAll)
 			return err
 		}},
 	}
@@ -662,13 +663,13 @@ func TestDeltaOverTheWire(t *testing.T) {
 		t.Fatalf("signature of %d bytes, want %d", sig.Size, len(old))
 	}
 	var encoded bytes.Buffer
-	if err := delta.WriteDelta(&encoded, sig, bytes.NewReader(nw)); err != nil {
+	if err := delta.WriteDelta(&encoded, sig, bytes.NewReader(nw), delta.ConfirmAll); err != nil {
 		t.Fatal(err)
 	}
 	if encoded.Len() > 20_000 {
 		t.Errorf("delta of a small change is %d bytes", encoded.Len())
 	}
-	e, err := cl.Apply(ctx, remote.Op{Kind: remote.OpPut, Path: "f", Expect: oldEntry, New: fileEntry(nw), Delta: true}, delta.NewReader(sig, bytes.NewReader(nw)))
+	e, err := cl.Apply(ctx, remote.Op{Kind: remote.OpPut, Path: "f", Expect: oldEntry, New: fileEntry(nw), Delta: true}, delta.NewReader(sig, bytes.NewReader(nw), delta.ConfirmAll))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -683,7 +684,7 @@ func TestDeltaOverTheWire(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc, err := cl.ReadDelta(ctx, "f", e, localSig)
+	rc, err := cl.ReadDelta(ctx, "f", e, localSig, delta.ConfirmAll)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -701,7 +702,7 @@ func TestDeltaOverTheWire(t *testing.T) {
 	if _, err := cl.Signature(ctx, "f", oldEntry); !errors.Is(err, remote.ErrChanged) {
 		t.Errorf("Signature with a stale entry = %v, want ErrChanged", err)
 	}
-	if _, err := cl.ReadDelta(ctx, "f", oldEntry, localSig); !errors.Is(err, remote.ErrChanged) {
+	if _, err := cl.ReadDelta(ctx, "f", oldEntry, localSig, delta.ConfirmAll); !errors.Is(err, remote.ErrChanged) {
 		t.Errorf("ReadDelta with a stale entry = %v, want ErrChanged", err)
 	}
 }
@@ -802,6 +803,45 @@ func TestScanAnnouncesLargeFiles(t *testing.T) {
 	for i := range want {
 		if got[i].Path != want[i].Path || !state.Equal(got[i].Old, want[i].Old) || !state.Equal(got[i].New, want[i].New) {
 			t.Errorf("announcement %d = %+v, want %+v", i, got[i], want[i])
+		}
+	}
+}
+
+// TestReadDeltaConfirm checks that the server computes a read-delta with
+// the confirm mode the client asks for: with ConfirmResync a block edited
+// where the weak checksum cannot see it, right after unchanged ones, comes
+// back as a copy of the old block; with ConfirmAll as the new bytes.
+func TestReadDeltaConfirm(t *testing.T) {
+	ctx := context.Background()
+	ep := newFake()
+	old := randBytes(9, 1<<20)
+	nw := bytes.Clone(old)
+	bs := delta.BlockSize(int64(len(old)))
+	if err := deltatest.CollideWeak(nw[100*bs : 101*bs]); err != nil {
+		t.Fatal(err)
+	}
+	e := ep.put("f", nw)
+	cl, _ := pair(t, ep)
+	sig, err := delta.Signature(bytes.NewReader(old), int64(len(old)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		c    delta.Confirm
+		want []byte
+	}{{delta.ConfirmAll, nw}, {delta.ConfirmResync, old}} {
+		rc, err := cl.ReadDelta(ctx, "f", e, sig, tt.c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rebuilt bytes.Buffer
+		err = delta.ApplyStream(bytes.NewReader(old), rc, &rebuilt)
+		rc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(rebuilt.Bytes(), tt.want) {
+			t.Errorf("confirm %d: the delta rebuilt the wrong version", tt.c)
 		}
 	}
 }
