@@ -14,7 +14,9 @@
 //     strong hash match a block of the signature, a Copy instruction names
 //     that block, and the bytes in between go out as Literal instructions of
 //     at most MaxLiteral bytes. Memory is bounded by the block size and the
-//     literal limit, never by the file.
+//     literal limit, never by the file. With ConfirmResync the block right
+//     after a match is taken on its weak sum alone (see Confirm), for a
+//     receiver that checks the whole result and asks again if need be.
 //  3. Apply, on the destination: Copy instructions are served from the old
 //     file (the basis), Literal ones written as they are, into the new file.
 //
