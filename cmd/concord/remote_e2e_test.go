@@ -16,6 +16,8 @@ import (
 
 	"github.com/concord-sync/concord/archive"
 	"github.com/concord-sync/concord/internal/sshdtest"
+	"github.com/concord-sync/concord/remote/delta"
+	"github.com/concord-sync/concord/remote/delta/deltatest"
 )
 
 // e2eRun runs the concord CLI in this process with HOME, XDG_STATE_HOME
@@ -316,5 +318,51 @@ func TestRemoteStagedDelta(t *testing.T) {
 	}
 	if names, _ := filepath.Glob(filepath.Join(dir, "one", ".concord-tmp-*")); len(names) != 0 {
 		t.Errorf("temporary files left on the local side: %q", names)
+	}
+}
+
+// TestRemoteWeakCollision edits files where rsync's weak checksum cannot see
+// it, in a block after unchanged ones, which a first delta takes on the
+// weak checksum alone: the destination refuses the result (its hash
+// differs, an error class that crosses the wire), and the same run sends
+// the files again with every block confirmed, pushed to the remote (a
+// delta sent in the plan, one staged) and pulled from it (a read-delta
+// computed by the server in the plan, one staged).
+func TestRemoteWeakCollision(t *testing.T) {
+	_, dir, r1, r2 := e2eSetup(t)
+	r := rand.New(rand.NewPCG(21, 22))
+	files := map[string][]byte{"small": make([]byte, 256<<10), "big": make([]byte, 9<<20)}
+	for name, b := range files {
+		for i := range b {
+			b[i] = byte(r.Uint32())
+		}
+		if err := os.WriteFile(filepath.Join(dir, "one", name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if code, stderr, _ := e2eRun(t, dir, "sync", "--batch", r1, r2); code != exitOK {
+		t.Fatalf("first sync: exit %d: %s", code, stderr)
+	}
+	for _, side := range []string{"one", "two"} {
+		for name, b := range files {
+			bs := delta.BlockSize(int64(len(b)))
+			at := (len(b) / bs / 2) * bs
+			if err := deltatest.CollideWeak(b[at : at+bs]); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, side, name), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if code, stderr, _ := e2eRun(t, dir, "sync", "--batch", r1, r2); code != exitOK {
+			t.Fatalf("sync of the edits on side %s: exit %d: %s", side, code, stderr)
+		}
+		for name, b := range files {
+			for _, s := range []string{"one", "two"} {
+				if got, err := os.ReadFile(filepath.Join(dir, s, name)); err != nil || !bytes.Equal(got, b) {
+					t.Errorf("after the edits on side %s, %s on side %s is not the edited version (%v)", side, name, s, err)
+				}
+			}
+		}
 	}
 }
