@@ -275,6 +275,10 @@ func Delta(sig *Sig, newFile io.Reader, c Confirm, emit func(Instr) error) error
 	var a, b uint32 // weak sums of buf[pos:pos+bs], valid when fresh is false
 	fresh := true
 	want := int64(-1)
+	// matched is set while the window starts where the last match ended
+	// (no literal byte since): only there does ConfirmResync take block
+	// want on its weak sum.
+	matched := false
 	for {
 		if end-pos < bs {
 			if !eof {
@@ -295,7 +299,7 @@ func Delta(sig *Sig, newFile io.Reader, c Confirm, emit func(Instr) error) error
 			weakDone := false
 			if next {
 				var follows bool
-				if c == ConfirmResync {
+				if c == ConfirmResync && matched {
 					weakDone = true
 					a, b = weakSums(buf[pos : pos+bs])
 					follows = a&0xffff|b<<16 == sig.Blocks[want].Weak
@@ -313,6 +317,7 @@ func Delta(sig *Sig, newFile io.Reader, c Confirm, emit func(Instr) error) error
 					pos += bs
 					lit = pos
 					want++
+					matched = true
 					continue
 				}
 			}
@@ -332,10 +337,11 @@ func Delta(sig *Sig, newFile io.Reader, c Confirm, emit func(Instr) error) error
 			pos += bs
 			lit = pos
 			want = i + 1
-			fresh = true
+			fresh, matched = true, true
 			continue
 		}
 		// Roll the window one byte.
+		matched = false
 		out := uint32(buf[pos])
 		if pos+bs < end {
 			in := uint32(buf[pos+bs])

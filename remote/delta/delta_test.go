@@ -439,15 +439,25 @@ func TestConfirmResync(t *testing.T) {
 	// Block 41 edited the same way, after a literal in block 40.
 	afterLiteral := collide(base, 41*bs)
 	copy(afterLiteral[40*bs+100:], "a visible edit")
-	tests := []struct {
+	type resyncCase struct {
 		name   string
 		nw     []byte
 		missed []byte // what ConfirmResync rebuilds, if not nw
-	}{
+	}
+	tests := []resyncCase{
 		{"following block in place", inPlace, base},
 		{"following block moved", moved, cat([]byte("inserted"), base)},
 		{"first block", collide(base, 0), nil},
 		{"first block after a literal", afterLiteral, nil},
+	}
+	// Block 1 edited that way and placed after more literal bytes than a
+	// literal instruction holds, at each place around where the encoder
+	// refills its buffer and looks at the block after its last match
+	// again (at MaxLiteral+bs+1, reading from memory): it is no longer
+	// right after the match, so the strong hash decides.
+	for q := MaxLiteral + bs - 3; q <= MaxLiteral+bs+5; q++ {
+		nw := cat(base[:bs], randBytes(r, q-bs), collide(base, bs)[bs:2*bs], base[2*bs:])
+		tests = append(tests, resyncCase{fmt.Sprintf("block after the last match, at %d after literal bytes", q), nw, nil})
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
