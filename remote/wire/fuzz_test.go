@@ -10,6 +10,7 @@ import (
 
 	"github.com/concord-sync/concord/archive/state"
 	"github.com/concord-sync/concord/remote"
+	"github.com/concord-sync/concord/remote/delta"
 )
 
 // seedFrames returns well-formed frames of every kind, for the corpora.
@@ -151,6 +152,15 @@ func FuzzClientReplies(f *testing.F) {
 // a correct handshake: Serve must return, never panic, and never hand the
 // endpoint an unsafe path.
 func FuzzServe(f *testing.F) {
+	hello5 := []byte("hello")
+	sig, err := delta.Signature(bytes.NewReader(hello5), int64(len(hello5)))
+	if err != nil {
+		f.Fatal(err)
+	}
+	var sigEnc bytes.Buffer
+	if err := sig.Encode(&sigEnc); err != nil {
+		f.Fatal(err)
+	}
 	ops := []*frame{
 		{Type: tApply, ID: 1, Body: mustBody(&wOp{Kind: uint8(remote.OpPut), Path: "a", New: dirEntry})},
 		{Type: tData, ID: 1, Data: []byte("x")},
@@ -168,6 +178,9 @@ func FuzzServe(f *testing.F) {
 		{Type: tEnd, ID: 7},
 		{Type: tApply, ID: 8, Body: mustBody(&wOp{Kind: uint8(remote.OpPut), Path: "a", Expect: toWire(fileEntry([]byte("abc"))), New: toWire(fileEntry([]byte("abd"))), Stage: 2})},
 		{Type: tEnd, ID: 8},
+		{Type: tReadDelta, ID: 9, Body: mustBody(&wPathExpect{Path: "a", Expect: toWire(fileEntry(hello5)), BasisSize: int64(len(hello5)), Confirm: uint8(delta.ConfirmResync)})},
+		{Type: tData, ID: 9, Data: sigEnc.Bytes()},
+		{Type: tEnd, ID: 9},
 	}
 	var all []byte
 	for _, fr := range ops {
