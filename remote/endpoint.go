@@ -251,10 +251,10 @@ var ErrChanged = errors.New("changed during sync")
 
 // ErrMismatch marks an item whose new contents, as written at the
 // destination, do not have the hash the source's scan gave; it comes with
-// ErrChanged. The source most likely changed while it was read, but a delta
-// whose blocks were matched on weak checksums alone (delta.ConfirmResync)
-// can also end so: the engine then sends the file again with every block
-// confirmed.
+// ErrChanged. A delta whose blocks were matched on weak checksums alone
+// (delta.ConfirmResync) can end so, as can a source changed in a way its
+// stat data do not show: the engine then sends the file again with every
+// block confirmed.
 var ErrMismatch = errors.New("contents differ from the source's hash")
 
 // ErrBlocked marks an item the destination cannot carry out without a
