@@ -53,6 +53,17 @@ type Cloner interface {
 	Clone(off, n int64) (bool, error)
 }
 
+// A Filler is a Patcher's output that lends the Patcher its own buffers to
+// read the basis into, so that copied bytes are not copied once more on
+// their way (into a hash computed on another goroutine, say).
+type Filler interface {
+	// Fill calls read with a buffer of the output's, and appends the
+	// first k bytes read put there (k being what read returns) to the
+	// output, unless read failed. It returns k and read's error, or the
+	// error of appending.
+	Fill(read func(b []byte) (int, error)) (int, error)
+}
+
 // CloneMin is the shortest range a Patcher clones rather than copies: below
 // it the saving is small and the new file's extents would splinter.
 const CloneMin = 64 << 10
@@ -169,6 +180,9 @@ func (p *Patcher) copyRange(off, end, inPlace int64) error {
 	// A run of blocks is copied up to copyChunk bytes at a time: a 1 GiB
 	// file mostly unchanged is one run, and a block at a time would cost
 	// two system calls per block.
+	if f, ok := p.out.(Filler); ok {
+		return p.fillRange(f, off, end, inPlace)
+	}
 	if want := min(max(copyChunk, int64(p.h.BlockSize)), end-off); int64(len(p.buf)) < want {
 		p.buf = make([]byte, want)
 	}
@@ -194,6 +208,39 @@ func (p *Patcher) copyRange(off, end, inPlace int64) error {
 			}
 			off += int64(len(chunk))
 		}
+	}
+	return nil
+}
+
+// fillRange is copyRange into an output that lends its buffers.
+func (p *Patcher) fillRange(f Filler, off, end, inPlace int64) error {
+	for off < end {
+		var rerr error
+		n, err := f.Fill(func(b []byte) (int, error) {
+			chunk := b[:min(int64(len(b)), end-off)]
+			n, err := p.basis.ReadAt(chunk, off)
+			if n < len(chunk) {
+				if err == nil || err == io.EOF {
+					err = fmt.Errorf("basis is shorter than %d bytes (changed during sync?): %w", p.h.BasisSize, io.ErrUnexpectedEOF)
+				}
+				rerr = fmt.Errorf("delta: read basis at %d: %w", off, err)
+				return 0, rerr
+			}
+			if k := max(min(inPlace-off, int64(len(chunk))), 0); p.resign != nil && k < int64(len(chunk)) {
+				p.resign.Write(chunk[k:])
+			}
+			return len(chunk), nil
+		})
+		switch {
+		case rerr != nil:
+			return rerr
+		case err != nil:
+			return fmt.Errorf("delta: write: %w", err)
+		case n == 0:
+			return fmt.Errorf("delta: write: %w", io.ErrShortWrite)
+		}
+		p.written += int64(n)
+		off += int64(n)
 	}
 	return nil
 }

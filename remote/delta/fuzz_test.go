@@ -215,10 +215,11 @@ func FuzzApply(f *testing.F) {
 	})
 }
 
-// FuzzApplyClones applies a program of copies and literals twice, to a
-// plain buffer and to an output that clones (memCloner, which fails on a
-// clone that is misaligned, short or not at the output's end): the results
-// and the verdicts must be the same. prog is read four bytes per
+// FuzzApplyClones applies a program of copies and literals three times: to
+// a plain buffer, to an output that lends its buffers (fillBuffer), and to
+// an output that clones (memCloner, which fails on a clone that is
+// misaligned, short or not at the output's end). The results and the
+// verdicts must be the same. prog is read four bytes per
 // instruction: kind (even: copy), block (two bytes), count or literal
 // length.
 func FuzzApplyClones(f *testing.F) {
@@ -277,6 +278,15 @@ func FuzzApplyClones(f *testing.F) {
 		}
 		if errPlain == nil && !bytes.Equal(plain.Bytes(), m.out.Bytes()) {
 			t.Fatalf("cloning built %d bytes that differ from the plain %d", m.out.Len(), plain.Len())
+		}
+		// And into an output that lends its buffers (a Filler).
+		fb := &fillBuffer{size: 1 + int(align)%5000}
+		errFill := run(fb, fb.Len)
+		if (errPlain == nil) != (errFill == nil) {
+			t.Fatalf("plain: %v; filling: %v", errPlain, errFill)
+		}
+		if errPlain == nil && !bytes.Equal(plain.Bytes(), fb.Bytes()) {
+			t.Fatalf("filling built %d bytes that differ from the plain %d", fb.Len(), plain.Len())
 		}
 	})
 }

@@ -2,6 +2,8 @@ package delta
 
 import (
 	"bytes"
+	"fmt"
+	"io"
 	"math/rand/v2"
 	"testing"
 )
@@ -39,52 +41,70 @@ func TestResigner(t *testing.T) {
 		{"blocks swapped", cat(base[bs:2*bs], base[:bs], base[2*bs:]), blocks - 3, false},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			sig, err := Signature(bytes.NewReader(base), int64(len(base)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			rs := NewResigner(sig, int64(len(tt.new)))
-			if rs == nil {
-				t.Fatalf("no Resigner for %d bytes (block size %d, basis %d)", len(tt.new), BlockSize(int64(len(tt.new))), sig.BlockSize)
-			}
-			var enc, out bytes.Buffer
-			if err := WriteDelta(&enc, sig, bytes.NewReader(tt.new), ConfirmAll); err != nil {
-				t.Fatal(err)
-			}
-			if err := ApplyStreamResign(bytes.NewReader(base), &enc, &out, rs); err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(out.Bytes(), tt.new) {
-				t.Fatal("rebuilt file differs")
-			}
-			got, err := rs.Sig()
-			if tt.gaveUp {
-				if err == nil {
-					t.Fatal("Sig succeeded after more than a quarter of the file was hashed")
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			want, err := Signature(bytes.NewReader(tt.new), int64(len(tt.new)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got.BlockSize != want.BlockSize || got.Size != want.Size || len(got.Blocks) != len(want.Blocks) {
-				t.Fatalf("derived signature: block size %d, size %d, %d blocks; Signature: %d, %d, %d",
-					got.BlockSize, got.Size, len(got.Blocks), want.BlockSize, want.Size, len(want.Blocks))
-			}
-			for i := range want.Blocks {
-				if got.Blocks[i] != want.Blocks[i] {
-					t.Fatalf("block %d of %d differs", i, len(want.Blocks))
-				}
-			}
-			if rs.kept < int64(tt.minKept) {
-				t.Errorf("took over %d blocks from the basis, want at least %d", rs.kept, tt.minKept)
-			}
-		})
+		for _, lend := range []int{0, 3000} {
+			t.Run(fmt.Sprintf("%s/lend=%d", tt.name, lend), func(t *testing.T) {
+				resign(t, base, tt.new, tt.minKept, tt.gaveUp, lend)
+			})
+		}
+	}
+}
+
+// resign applies the delta of nw against base with a Resigner, into an
+// output that lends the Patcher buffers of lend bytes (see Filler; 0: a
+// plain buffer), and checks the result and the derived signature.
+func resign(t *testing.T, base, nw []byte, minKept int, gaveUp bool, lend int) {
+	t.Helper()
+	sig, err := Signature(bytes.NewReader(base), int64(len(base)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := NewResigner(sig, int64(len(nw)))
+	if rs == nil {
+		t.Fatalf("no Resigner for %d bytes (block size %d, basis %d)", len(nw), BlockSize(int64(len(nw))), sig.BlockSize)
+	}
+	var enc bytes.Buffer
+	if err := WriteDelta(&enc, sig, bytes.NewReader(nw), ConfirmAll); err != nil {
+		t.Fatal(err)
+	}
+	out := &fillBuffer{size: lend}
+	var w io.Writer = &out.Buffer
+	if lend > 0 {
+		w = out
+	}
+	if err := ApplyStreamResign(bytes.NewReader(base), &enc, w, rs); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(out.Bytes(), nw) {
+		t.Fatal("rebuilt file differs")
+	}
+	if lend > 0 && !gaveUp && out.fills == 0 {
+		t.Fatal("the Patcher copied blocks without filling the output's buffers")
+	}
+	got, err := rs.Sig()
+	if gaveUp {
+		if err == nil {
+			t.Fatal("Sig succeeded after more than a quarter of the file was hashed")
+		}
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := Signature(bytes.NewReader(nw), int64(len(nw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.BlockSize != want.BlockSize || got.Size != want.Size || len(got.Blocks) != len(want.Blocks) {
+		t.Fatalf("derived signature: block size %d, size %d, %d blocks; Signature: %d, %d, %d",
+			got.BlockSize, got.Size, len(got.Blocks), want.BlockSize, want.Size, len(want.Blocks))
+	}
+	for i := range want.Blocks {
+		if got.Blocks[i] != want.Blocks[i] {
+			t.Fatalf("block %d of %d differs", i, len(want.Blocks))
+		}
+	}
+	if rs.kept < int64(minKept) {
+		t.Errorf("took over %d blocks from the basis, want at least %d", rs.kept, minKept)
 	}
 }
 
@@ -107,4 +127,22 @@ func TestResignerRefuses(t *testing.T) {
 	if _, err := rs.Sig(); err == nil {
 		t.Error("Sig after 1000 of 300000 bytes: no error")
 	}
+}
+
+// fillBuffer is a Patcher's output that lends it buffers of size bytes to
+// read the basis into (a Filler), counting the fills.
+type fillBuffer struct {
+	bytes.Buffer
+	size  int
+	fills int
+}
+
+func (f *fillBuffer) Fill(read func(b []byte) (int, error)) (int, error) {
+	b := make([]byte, f.size)
+	k, err := read(b)
+	if err != nil {
+		return k, err
+	}
+	f.fills++
+	return f.Write(b[:k])
 }

@@ -453,7 +453,11 @@ func (e *Endpoint) fillTemp(dirfd int, op remote.Op, content io.Reader) (w fille
 		bf := scan.RawFile(basis)
 		resign, w.sigKept = e.resigner(basis, op)
 		out := newCloneOut(w.f, h, basis)
-		err = delta.ApplyStreamResign(bf, content, out, resign)
+		var dst io.Writer = out
+		if p, ok := h.(*pipeHasher); ok {
+			dst = fillingOut{out, p}
+		}
+		err = delta.ApplyStreamResign(bf, content, dst, resign)
 		bf.Close()
 		w.n = out.n
 		e.cloned.Add(out.cloned)
