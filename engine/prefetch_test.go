@@ -213,6 +213,22 @@ func (p *pair) remoteTwoConfig() engine.Config {
 	return cfg
 }
 
+// remoteOneConfig returns a configuration whose side 1 passes for a
+// remote source (a deltaSource around a local endpoint, set in *src at each
+// connection), so that the engine pulls its deltas.
+func (p *pair) remoteOneConfig(src **deltaSource) engine.Config {
+	cfg := p.config()
+	cfg.Dial = func(ctx context.Context, root string) (remote.Endpoint, error) {
+		l := local.New(root, local.Options{Version: "test"})
+		if root != p.root[1] {
+			return l, nil
+		}
+		*src = &deltaSource{Endpoint: l}
+		return *src, nil
+	}
+	return cfg
+}
+
 // syncAhead syncs with cfg once what was computed or staged ahead is in,
 // calling between before the transfers.
 func syncAhead(t *testing.T, cfg engine.Config, between func()) *engine.Result {
@@ -338,18 +354,7 @@ func TestPulledStagedDelta(t *testing.T) {
 	big := randomBytes(7, 8, 9<<20)
 	p.write(1, "big.bin", string(big))
 	var src *deltaSource
-	cfg := func() engine.Config {
-		cfg := p.config()
-		cfg.Dial = func(ctx context.Context, root string) (remote.Endpoint, error) {
-			l := local.New(root, local.Options{Version: "test"})
-			if root != p.root[1] {
-				return l, nil
-			}
-			src = &deltaSource{Endpoint: l}
-			return src, nil
-		}
-		return cfg
-	}
+	cfg := func() engine.Config { return p.remoteOneConfig(&src) }
 	p.sync(cfg())
 	edited := bytes.Clone(big)
 	copy(edited[5<<20:], "an edit in the middle of the file")
@@ -437,18 +442,7 @@ func TestWeakCollisionRedone(t *testing.T) {
 			cfg := p.remoteTwoConfig
 			var src *deltaSource
 			if tt.pull {
-				cfg = func() engine.Config {
-					cfg := p.config()
-					cfg.Dial = func(ctx context.Context, root string) (remote.Endpoint, error) {
-						l := local.New(root, local.Options{Version: "test"})
-						if root != p.root[1] {
-							return l, nil
-						}
-						src = &deltaSource{Endpoint: l}
-						return src, nil
-					}
-					return cfg
-				}
+				cfg = func() engine.Config { return p.remoteOneConfig(&src) }
 			}
 			p.sync(cfg())
 
