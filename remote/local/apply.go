@@ -468,11 +468,7 @@ func (e *Endpoint) fillTemp(dirfd int, op remote.Op, content io.Reader) (w fille
 			return w, fmt.Errorf("apply delta to %s: %w", state.Display(op.Path), err)
 		}
 	} else if content != nil {
-		var hw io.Writer = h
-		if signer != nil {
-			hw = io.MultiWriter(h, signPipe)
-		}
-		if w.n, err = copyHashed(w.f, hw, content, size); err != nil {
+		if w.n, err = copyHashed(w.f, h, signPipe, content, size); err != nil {
 			if errors.Is(err, errWrite) {
 				return w, e.writeErr(op.Path, err)
 			}
@@ -656,23 +652,46 @@ func (w *earlyWriteback) Close() error { return w.f.Close() }
 // reading the contents).
 var errWrite = errors.New("write")
 
-// copyHashed copies content, of about size bytes, to f and h through a
-// pooled buffer and returns the number of bytes copied. A write error wraps
-// errWrite; a read error is returned as the reader gave it (the source
-// changed, the link dropped).
-func copyHashed(f io.Writer, h io.Writer, content io.Reader, size int64) (int64, error) {
-	buf := getCopyBuf(size)
-	defer putCopyBuf(buf)
+// copyHashed copies content, of about size bytes, to f, the hash h and, if
+// not nil, the signature's pipe sign, and returns the number of bytes
+// copied. Where the hash runs on a goroutine of its own (a large file),
+// content is read straight into one of its buffers and handed over from
+// there; otherwise through a pooled buffer. A write error wraps errWrite; a
+// read error is returned as the reader gave it (the source changed, the
+// link dropped).
+func copyHashed(f io.Writer, h hashWriter, sign *pipeWriter, content io.Reader, size int64) (int64, error) {
+	var buf []byte
+	p, piped := h.(*pipeHasher)
+	if !piped {
+		buf = getCopyBuf(size)
+		defer putCopyBuf(buf)
+	}
 	var n int64
-	for {
-		k, rerr := content.Read(buf)
-		if k > 0 {
-			if _, err := f.Write(buf[:k]); err != nil {
-				return n, fmt.Errorf("%w: %w", errWrite, err)
-			}
-			h.Write(buf[:k])
-			n += int64(k)
+	var werr error
+	copied := func(b []byte) {
+		if _, werr = f.Write(b); werr == nil && sign != nil {
+			sign.Write(b)
 		}
+	}
+	for {
+		var k int
+		var rerr error
+		if piped {
+			k, rerr = p.fill(func(b []byte) (int, error) {
+				k, err := content.Read(b)
+				if k > 0 {
+					copied(b[:k])
+				}
+				return k, err
+			})
+		} else if k, rerr = content.Read(buf); k > 0 {
+			copied(buf[:k])
+			h.Write(buf[:k])
+		}
+		if werr != nil {
+			return n, fmt.Errorf("%w: %w", errWrite, werr)
+		}
+		n += int64(k)
 		if rerr == io.EOF {
 			return n, nil
 		}
