@@ -177,23 +177,19 @@ func (p *Patcher) copyRange(off, end, inPlace int64) error {
 	if off >= end {
 		return nil
 	}
-	// A run of blocks is copied up to copyChunk bytes at a time: a 1 GiB
-	// file mostly unchanged is one run, and a block at a time would cost
-	// two system calls per block.
 	if f, ok := p.out.(Filler); ok {
 		return p.fillRange(f, off, end, inPlace)
 	}
+	// A run of blocks is copied up to copyChunk bytes at a time: a 1 GiB
+	// file mostly unchanged is one run, and a block at a time would cost
+	// two system calls per block.
 	if want := min(max(copyChunk, int64(p.h.BlockSize)), end-off); int64(len(p.buf)) < want {
 		p.buf = make([]byte, want)
 	}
 	for off < end {
 		chunk := p.buf[:min(int64(len(p.buf)), end-off)]
-		n, err := p.basis.ReadAt(chunk, off)
-		if n < len(chunk) {
-			if err == nil || err == io.EOF {
-				err = fmt.Errorf("basis is shorter than %d bytes (changed during sync?): %w", p.h.BasisSize, io.ErrUnexpectedEOF)
-			}
-			return fmt.Errorf("delta: read basis at %d: %w", off, err)
+		if err := p.readBasis(chunk, off); err != nil {
+			return err
 		}
 		if k := max(min(inPlace-off, int64(len(chunk))), 0); k > 0 {
 			if err := p.emit(chunk[:k], true); err != nil {
@@ -212,18 +208,26 @@ func (p *Patcher) copyRange(off, end, inPlace int64) error {
 	return nil
 }
 
+// readBasis fills chunk with the basis's bytes at off; a basis shorter than
+// its header said is an error.
+func (p *Patcher) readBasis(chunk []byte, off int64) error {
+	n, err := p.basis.ReadAt(chunk, off)
+	if n < len(chunk) {
+		if err == nil || err == io.EOF {
+			err = fmt.Errorf("basis is shorter than %d bytes (changed during sync?): %w", p.h.BasisSize, io.ErrUnexpectedEOF)
+		}
+		return fmt.Errorf("delta: read basis at %d: %w", off, err)
+	}
+	return nil
+}
+
 // fillRange is copyRange into an output that lends its buffers.
 func (p *Patcher) fillRange(f Filler, off, end, inPlace int64) error {
 	for off < end {
 		var rerr error
 		n, err := f.Fill(func(b []byte) (int, error) {
 			chunk := b[:min(int64(len(b)), end-off)]
-			n, err := p.basis.ReadAt(chunk, off)
-			if n < len(chunk) {
-				if err == nil || err == io.EOF {
-					err = fmt.Errorf("basis is shorter than %d bytes (changed during sync?): %w", p.h.BasisSize, io.ErrUnexpectedEOF)
-				}
-				rerr = fmt.Errorf("delta: read basis at %d: %w", off, err)
+			if rerr = p.readBasis(chunk, off); rerr != nil {
 				return 0, rerr
 			}
 			if k := max(min(inPlace-off, int64(len(chunk))), 0); p.resign != nil && k < int64(len(chunk)) {
