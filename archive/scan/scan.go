@@ -716,8 +716,24 @@ func OpenDir(root, rel string) (int, error) {
 // O_NONBLOCK (a FIFO put there cannot block), without following any
 // symlink and without leaving rootfd: one openat2 call where the kernel has
 // it, else the parent through OpenDirAt and the file with O_NOFOLLOW.
+//
+// Like HashAt it asks for O_NOATIME, falling back without it where the
+// kernel refuses (EPERM: a file of another user, without CAP_FOWNER).
+// Reading a file to copy it is not an access its owner cares about, and
+// updating the atime dirties every inode read: in a remote first sync of
+// 100,000 files that was 3% of the client's time and 100,000 more inodes
+// for the flush before the renames to write back when both roots share a
+// file system.
 func OpenFileAt(rootfd int, rel string) (int, error) {
 	const flags = unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_CLOEXEC
+	fd, err := openFileAt(rootfd, rel, flags|unix.O_NOATIME)
+	if errors.Is(err, unix.EPERM) {
+		fd, err = openFileAt(rootfd, rel, flags)
+	}
+	return fd, err
+}
+
+func openFileAt(rootfd int, rel string, flags uint64) (int, error) {
 	if fd, ok, err := openat2Beneath(rootfd, rel, flags); ok {
 		return fd, err
 	}
@@ -730,7 +746,7 @@ func OpenFileAt(rootfd int, rel string) (int, error) {
 		return -1, err
 	}
 	defer unix.Close(dirfd)
-	return unix.Openat(dirfd, state.Base(rel), flags, 0)
+	return unix.Openat(dirfd, state.Base(rel), int(flags), 0)
 }
 
 // openat2Missing is set once the kernel has said it lacks openat2.

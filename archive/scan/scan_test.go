@@ -901,3 +901,56 @@ func TestScanManyFilesOneWorker(t *testing.T) {
 		t.Fatal("scan with one worker and one hasher did not finish")
 	}
 }
+
+// TestReadsKeepAtime checks that reading a file to hash it (HashAt) or to
+// copy it (OpenFileAt) leaves its access time as it was, where a plain read
+// on this file system updates it.
+func TestReadsKeepAtime(t *testing.T) {
+	dir := t.TempDir()
+	old := time.Unix(1_000_000_000, 0)
+	for _, n := range []string{"plain", "hashed", "opened"} {
+		p := filepath.Join(dir, n)
+		if err := os.WriteFile(p, []byte("contents of "+n), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		// An access time older than the modification time: relatime,
+		// the usual mount option, updates it on the next read.
+		if err := os.Chtimes(p, old, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	atime := func(n string) time.Time {
+		var st unix.Stat_t
+		if err := unix.Stat(filepath.Join(dir, n), &st); err != nil {
+			t.Fatal(err)
+		}
+		return time.Unix(st.Atim.Unix())
+	}
+	if _, err := os.ReadFile(filepath.Join(dir, "plain")); err != nil {
+		t.Fatal(err)
+	}
+	if atime("plain").Equal(old) {
+		t.Skip("a plain read does not update access times on this file system (mounted noatime?)")
+	}
+	rootfd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(rootfd)
+	if _, _, _, err := HashAt(rootfd, "hashed", make([]byte, 4096)); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := OpenFileAt(rootfd, "opened")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadAll(RawFile(fd)); err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(fd)
+	for _, n := range []string{"hashed", "opened"} {
+		if got := atime(n); !got.Equal(old) {
+			t.Errorf("%s: access time %v after the read, want %v kept", n, got, old)
+		}
+	}
+}
