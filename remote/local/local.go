@@ -66,6 +66,9 @@ type Endpoint struct {
 	cloned   atomic.Int64 // bytes of deltas cloned from their basis (see cloneOut)
 	preMu    sync.Mutex
 	pre      map[string]*prebuilt // files staged ahead, by path (see prebuild)
+	// preClosed is set (under preMu) once Close has removed the staged
+	// files: one staged after that is removed at once.
+	preClosed bool
 }
 
 // New returns an endpoint for the local directory root.

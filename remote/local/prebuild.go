@@ -48,6 +48,14 @@ func (e *Endpoint) prebuild(dirfd int, op remote.Op, content io.Reader) error {
 	}
 	pb := &prebuilt{expect: op.Expect, tmp: w.st.tmp, n: w.n, sum: w.sum, sig: w.sig, sigKept: w.sigKept}
 	e.preMu.Lock()
+	if e.preClosed {
+		// Close came while this was built (the run ended without
+		// the plan sending it) and removed what was staged before:
+		// nothing will install or remove this one.
+		e.preMu.Unlock()
+		unix.Unlinkat(dirfd, pb.tmp, 0)
+		return fmt.Errorf("stage %s: the endpoint was closed meanwhile", state.Display(op.Path))
+	}
 	if e.pre == nil {
 		e.pre = make(map[string]*prebuilt)
 	}
@@ -104,11 +112,13 @@ func (e *Endpoint) dropPrebuilt(p string) {
 	}
 }
 
-// dropAllPrebuilt removes every staged file not installed (at Close).
+// dropAllPrebuilt removes every staged file not installed (at Close); a
+// stage still being built is removed when it is done.
 func (e *Endpoint) dropAllPrebuilt() {
 	e.preMu.Lock()
 	pre := e.pre
 	e.pre = nil
+	e.preClosed = true
 	e.preMu.Unlock()
 	for p, pb := range pre {
 		e.removeTemp(p, pb.tmp)

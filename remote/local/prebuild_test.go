@@ -137,6 +137,52 @@ func TestStagedRemovedAtClose(t *testing.T) {
 	}
 }
 
+// closingReader reads r and calls close once it has handed out all of r,
+// as a client that ends the run while a stage is still being built (a
+// Close from another request) does.
+type closingReader struct {
+	r     *bytes.Reader
+	close func()
+	done  bool
+}
+
+func (c *closingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if c.r.Len() == 0 && !c.done {
+		c.done = true
+		c.close()
+	}
+	return n, err
+}
+
+// TestStagedDuringClose: a stage whose building Close overtakes (the run
+// ended without the plan sending it) is removed when it is done, not left
+// behind with nothing to install or remove it.
+func TestStagedDuringClose(t *testing.T) {
+	base := strings.Repeat("x", 100_000)
+	f := newFixture(t, map[string]string{"f": base}, remote.OpenRequest{})
+	expect := f.entry("f")
+	enc := f.deltaTo("f", expect, base+"y")
+	stat := fileEntry(base+"y", 0o644, t0)
+	content := &closingReader{r: bytes.NewReader(enc.Bytes()), close: func() {
+		if err := f.e.Close(); err != nil {
+			t.Error(err)
+		}
+	}}
+	if _, err := f.e.Apply(context.Background(), remote.Op{Kind: remote.OpPut, Path: "f", Expect: expect, New: stat, Delta: true, Stage: true}, content); err == nil {
+		t.Error("a stage finished after Close succeeded")
+	}
+	if !content.done {
+		t.Fatal("the stage's contents were not read to the end")
+	}
+	if tmp := temps(t, f.root); len(tmp) != 0 {
+		t.Errorf("temporary files left: %q", tmp)
+	}
+	if f.read("f") != base {
+		t.Error("the file changed")
+	}
+}
+
 // deltaTo returns the encoded delta that turns the file at p (now expect)
 // into contents, against the signature this endpoint gives of it.
 func (f *fixture) deltaTo(p string, expect *state.Entry, contents string) *bytes.Buffer {
