@@ -63,6 +63,22 @@ type BatchPutter interface {
 	PutBatch(ctx context.Context, ops []Op, contents [][]byte) ([]*state.Entry, []error, error)
 }
 
+// AsyncPutter is implemented by endpoints that take a small file's whole
+// contents and report its outcome later (the wire client, which gathers
+// such puts into batches): the caller need not hold a goroutine per file
+// while the other side writes and flushes it.
+type AsyncPutter interface {
+	// MaxAsyncPut is the size of the largest file PutAsync takes.
+	MaxAsyncPut() int64
+	// PutAsync installs op (a whole-file OpPut of at most MaxAsyncPut
+	// bytes, not a delta nor staged) with content as its whole contents,
+	// as Apply would, and calls done once, from another goroutine, with
+	// the file's new entry or error. When ctx ends first, done gets ctx's
+	// error at once and the file may still be installed. content must not
+	// change until done is called, nor afterwards if ctx had ended.
+	PutAsync(ctx context.Context, op Op, content []byte, done func(*state.Entry, error))
+}
+
 // Info identifies a replica: a root on a host.
 type Info struct {
 	// ReplicaID is a random identifier created the first time this root is

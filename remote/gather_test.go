@@ -86,3 +86,105 @@ func TestGatherer(t *testing.T) {
 		t.Errorf("Put with an ended context = %v", err)
 	}
 }
+
+// TestGathererPutAsync checks PutAsync's promises: each done is called
+// exactly once; a put whose context ends while its batch is out hears of it
+// at once (not when the batch returns), and the batch's later answer is not
+// delivered a second time; a put whose context ended before its batch
+// left is not sent at all.
+func TestGathererPutAsync(t *testing.T) {
+	release := make(chan struct{})
+	sent := make(chan []string, 16)
+	g := &remote.Gatherer{
+		MaxFiles: 4, MaxBytes: 1 << 10, Linger: time.Millisecond,
+		Send: func(ops []remote.Op, contents [][]byte) ([]*state.Entry, []error, error) {
+			var paths []string
+			for _, op := range ops {
+				paths = append(paths, op.Path)
+			}
+			sent <- paths
+			if ops[0].Path == "held" {
+				<-release
+			}
+			ents := make([]*state.Entry, len(ops))
+			for i, op := range ops {
+				ents[i] = &state.Entry{Kind: state.File, Target: op.Path}
+			}
+			return ents, make([]error, len(ops)), nil
+		},
+	}
+	type result struct {
+		path string
+		e    *state.Entry
+		err  error
+	}
+	results := make(chan result, 16)
+	var calls sync.Map
+	put := func(ctx context.Context, p string) {
+		g.PutAsync(ctx, remote.Op{Kind: remote.OpPut, Path: p}, []byte(p), func(e *state.Entry, err error) {
+			if _, again := calls.LoadOrStore(p, true); again {
+				t.Errorf("%s: done called twice", p)
+			}
+			results <- result{p, e, err}
+		})
+	}
+	wait := func(want string) result {
+		t.Helper()
+		select {
+		case r := <-results:
+			if r.path != want {
+				t.Fatalf("done for %s, want %s", r.path, want)
+			}
+			return r
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no result for %s", want)
+		}
+		return result{}
+	}
+
+	// A plain put gets its own entry.
+	put(context.Background(), "a")
+	if r := wait("a"); r.err != nil || r.e == nil || r.e.Target != "a" {
+		t.Errorf("a: %+v, %v", r.e, r.err)
+	}
+	<-sent
+
+	// Its context ends while its batch is out: done hears of it before
+	// the batch returns.
+	ctx, cancel := context.WithCancel(context.Background())
+	put(ctx, "held")
+	if got := <-sent; len(got) != 1 || got[0] != "held" {
+		t.Fatalf("sent %v, want [held]", got)
+	}
+	cancel()
+	if r := wait("held"); !errors.Is(r.err, context.Canceled) {
+		t.Errorf("held: %v, want the context's end", r.err)
+	}
+	close(release)
+
+	// Ended before its batch leaves: dropped from the batch.
+	ended, end := context.WithCancel(context.Background())
+	end()
+	put(ended, "dropped")
+	if r := wait("dropped"); !errors.Is(r.err, context.Canceled) {
+		t.Errorf("dropped: %v, want the context's end", r.err)
+	}
+	put(context.Background(), "after")
+	wait("after")
+	if len(sent) == 0 {
+		t.Error("the put after the dropped one was not sent")
+	}
+	for len(sent) > 0 {
+		if paths := <-sent; len(paths) != 1 || paths[0] != "after" {
+			t.Errorf("sent %v, want [after] alone", paths)
+		}
+	}
+	// Nothing more arrives: the held batch's answer was not delivered
+	// again (calls would have failed) and nothing else is pending.
+	time.Sleep(20 * time.Millisecond)
+	select {
+	case r := <-results:
+		t.Errorf("unexpected result for %s", r.path)
+	default:
+	}
+}

@@ -801,16 +801,33 @@ func (cl *Client) applyInline(ctx context.Context, op remote.Op, content io.Read
 	if int64(n) != op.New.Size {
 		return nil, fmt.Errorf("read the contents for %s: %d bytes, the scan saw %d: %w", state.Display(op.Path), n, op.New.Size, remote.ErrChanged)
 	}
-	cl.putsOnce.Do(func() {
-		cl.puts = &remote.Gatherer{Send: cl.putBatch, MaxFiles: maxPutBatch, MaxBytes: maxPutBatchData, Linger: putLinger}
-	})
-	e, err := cl.puts.Put(ctx, op, data[:n])
+	e, err := cl.gatherer().Put(ctx, op, data[:n])
 	if ctx.Err() == nil {
 		// Put returned with its batch's result, so the batch is sent and
 		// done with the contents. (Given up on, it may still be sending.)
 		putBuf(buf)
 	}
 	return e, err
+}
+
+// MaxAsyncPut is the largest file PutAsync takes: one sent inline.
+func (cl *Client) MaxAsyncPut() int64 { return inlineMax }
+
+// PutAsync puts a small file in the next put-batch request and reports its
+// result to done (remote.AsyncPutter).
+func (cl *Client) PutAsync(ctx context.Context, op remote.Op, content []byte, done func(*state.Entry, error)) {
+	if op.Kind != remote.OpPut || op.Delta || op.Stage || op.FromStage || op.New == nil || op.New.Size != int64(len(content)) || op.New.Size > inlineMax {
+		go done(nil, fmt.Errorf("put %s: not a whole small file (%d bytes)", state.Display(op.Path), len(content)))
+		return
+	}
+	cl.gatherer().PutAsync(ctx, op, content, done)
+}
+
+func (cl *Client) gatherer() *remote.Gatherer {
+	cl.putsOnce.Do(func() {
+		cl.puts = &remote.Gatherer{Send: cl.putBatch, MaxFiles: maxPutBatch, MaxBytes: maxPutBatchData, Linger: putLinger}
+	})
+	return cl.puts
 }
 
 // Put batches: how many small files, and how many bytes of them, one

@@ -629,6 +629,82 @@ func TestConcurrentSmallPutsBatch(t *testing.T) {
 	}
 }
 
+// TestPutAsync puts many small files through PutAsync (remote.AsyncPutter)
+// from one goroutine, as the engine does: each done reports its own file's
+// entry or error, in put-batch requests; a put PutAsync cannot take (too
+// large, a delta, contents of another size than the entry) fails through
+// done without reaching the server.
+func TestPutAsync(t *testing.T) {
+	ep := newFake()
+	cl, _ := pair(t, ep)
+	ep.put("taken", []byte("a person's file"))
+	var ap remote.AsyncPutter = cl
+	if got := ap.MaxAsyncPut(); got != inlineMax {
+		t.Errorf("MaxAsyncPut = %d, want %d", got, inlineMax)
+	}
+	type result struct {
+		e   *state.Entry
+		err error
+	}
+	const n = 200
+	results := make([]chan result, n)
+	contents := make([][]byte, n)
+	for i := range n {
+		contents[i] = randBytes(uint64(i), i*31)
+		p := fmt.Sprintf("f%03d", i)
+		if i == 77 {
+			p = "taken"
+		}
+		results[i] = make(chan result, 1)
+		ap.PutAsync(context.Background(), remote.Op{Kind: remote.OpPut, Path: p, New: fileEntry(contents[i])}, contents[i],
+			func(e *state.Entry, err error) { results[i] <- result{e, err} })
+	}
+	for i := range n {
+		var r result
+		select {
+		case r = <-results[i]:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no result for put %d", i)
+		}
+		if i == 77 {
+			if !errors.Is(r.err, remote.ErrChanged) {
+				t.Errorf("put over a file that appeared = %v, want ErrChanged", r.err)
+			}
+			continue
+		}
+		if r.err != nil || r.e == nil || r.e.Size != int64(len(contents[i])) || r.e.Hash != blake3.Sum256(contents[i]) {
+			t.Errorf("put %d: %+v, %v", i, r.e, r.err)
+		} else if !bytes.Equal(ep.content(fmt.Sprintf("f%03d", i)), contents[i]) {
+			t.Errorf("put %d: contents differ", i)
+		}
+	}
+	if got := string(ep.content("taken")); got != "a person's file" {
+		t.Errorf("the file that appeared was replaced by %q", got)
+	}
+
+	big := randBytes(9, inlineMax+1)
+	small := []byte("twelve bytes")
+	for name, c := range map[string]struct {
+		op      remote.Op
+		content []byte
+	}{
+		"too large": {remote.Op{Kind: remote.OpPut, Path: "big", New: fileEntry(big)}, big},
+		"a delta":   {remote.Op{Kind: remote.OpPut, Path: "delta", New: fileEntry(small), Delta: true}, small},
+		"staged":    {remote.Op{Kind: remote.OpPut, Path: "staged", New: fileEntry(small), Stage: true}, small},
+		"shorter":   {remote.Op{Kind: remote.OpPut, Path: "short", New: fileEntry(small)}, small[:5]},
+		"not a put": {remote.Op{Kind: remote.OpMkdir, Path: "dir", New: &state.Entry{Kind: state.Dir, Mode: 0o755}}, nil},
+	} {
+		ch := make(chan error, 1)
+		ap.PutAsync(context.Background(), c.op, c.content, func(_ *state.Entry, err error) { ch <- err })
+		if err := <-ch; err == nil {
+			t.Errorf("%s: PutAsync succeeded", name)
+		}
+		if ep.content(c.op.Path) != nil {
+			t.Errorf("%s: something was installed", name)
+		}
+	}
+}
+
 type countingReader struct {
 	r io.Reader
 	n int64
