@@ -63,9 +63,9 @@ func (g *Gatherer) Put(ctx context.Context, op Op, content []byte) (*state.Entry
 
 // PutAsync adds a put of op with content (the whole file) to the next batch
 // and returns at once; done is called exactly once, from another goroutine,
-// with the file's result. A goroutine per file waiting for its batch's
-// answer cost a third of a remote first sync's client time in waking them
-// (runtime scheduling, channels).
+// with the file's result. Waking a goroutine per file that waited for its
+// batch's answer (runtime scheduling, channels) was about an eighth of the
+// client's CPU time in a remote first sync of 100,000 files.
 //
 // When ctx ends first, done is called with ctx's error as soon as it ends
 // (a put not yet sent is then dropped from its batch; one already sent may
@@ -97,7 +97,7 @@ func (g *Gatherer) run() {
 			time.Sleep(g.Linger / 8)
 		}
 		g.mu.Lock()
-		var batch []*gathered
+		var batch, dropped []*gathered
 		size := 0
 		for len(g.pending) > 0 && len(batch) < g.MaxFiles {
 			p := g.pending[0]
@@ -106,20 +106,26 @@ func (g *Gatherer) run() {
 			}
 			g.pending[0] = nil
 			g.pending = g.pending[1:]
-			if err := p.ctx.Err(); err != nil {
-				p.finish(nil, err)
+			if p.ctx.Err() != nil {
+				dropped = append(dropped, p)
 				continue
 			}
 			batch = append(batch, p)
 			size += len(p.content)
 		}
-		if len(batch) == 0 && len(g.pending) == 0 {
+		last := len(batch) == 0 && len(g.pending) == 0
+		if last {
 			g.running = false
 			g.pending = nil
-			g.mu.Unlock()
-			return
 		}
 		g.mu.Unlock()
+		// Outside the lock: done is the caller's, and may take its time.
+		for _, p := range dropped {
+			p.finish(nil, p.ctx.Err())
+		}
+		if last {
+			return
+		}
 		if len(batch) > 0 {
 			go g.send(batch)
 		}
