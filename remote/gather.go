@@ -63,9 +63,10 @@ func (g *Gatherer) Put(ctx context.Context, op Op, content []byte) (*state.Entry
 
 // PutAsync adds a put of op with content (the whole file) to the next batch
 // and returns at once; done is called exactly once, from another goroutine,
-// with the file's result. Waking a goroutine per file that waited for its
-// batch's answer (runtime scheduling, channels) was about an eighth of the
-// client's CPU time in a remote first sync of 100,000 files.
+// with the file's result. Waking goroutines (scheduling, select, channels)
+// was 15% of the client's CPU samples in a remote first sync of 100,000
+// files, most of it for the goroutine per file that waited here for its
+// batch's answer.
 //
 // When ctx ends first, done is called with ctx's error as soon as it ends
 // (a put not yet sent is then dropped from its batch; one already sent may
