@@ -652,7 +652,7 @@ func (x *executor) putAsync(ap remote.AsyncPutter, t *tracker, S, D reconcile.Si
 	x.prog.Current = p
 	x.mu.Unlock()
 	buf := smallBufs.Get(int(src.Size) + 1)
-	data, err := x.readWhole(S, p, src, buf[:src.Size+1])
+	data, err := x.readWhole(S, p, src, buf)
 	if err != nil {
 		smallBufs.Put(buf)
 		release()
@@ -674,23 +674,15 @@ func (x *executor) putAsync(ap remote.AsyncPutter, t *tracker, S, D reconcile.Si
 	})
 }
 
-// readWhole reads the file p of side S, which src describes, into buf (one
-// byte longer than src.Size) and returns its contents. A file that is not
-// src.Size bytes long any more has changed since the scan (ErrChanged).
+// readWhole reads the file p of side S, which src describes, into buf
+// (room for src.Size+1 bytes) as remote.ReadWhole does.
 func (x *executor) readWhole(S reconcile.Side, p string, src *state.Entry, buf []byte) ([]byte, error) {
 	rc, err := x.s.ep[S].ReadFile(x.ctx, p, src)
 	if err != nil {
 		return nil, err
 	}
-	n, err := io.ReadFull(rc, buf)
-	rc.Close()
-	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
-		return nil, fmt.Errorf("read the contents for %s: %w", state.Display(p), err)
-	}
-	if int64(n) != src.Size {
-		return nil, fmt.Errorf("read the contents for %s: %d bytes, the scan saw %d: %w", state.Display(p), n, src.Size, remote.ErrChanged)
-	}
-	return buf[:n], nil
+	defer rc.Close()
+	return remote.ReadWhole(rc, buf, p, src.Size)
 }
 
 func isLocal(ep remote.Endpoint) bool {

@@ -787,21 +787,13 @@ const inlineMax = 64 << 10
 // request: the far side writes them all, flushes them to disk once and
 // answers once.
 func (cl *Client) applyInline(ctx context.Context, op remote.Op, content io.Reader) (*state.Entry, error) {
-	// One byte more than the size shows a file that grew.
 	buf := getBuf(int(op.New.Size) + 1)
-	data := buf[:op.New.Size+1]
-	n := 0
-	if content != nil {
-		var err error
-		n, err = io.ReadFull(content, data)
-		if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
-			return nil, fmt.Errorf("read the contents for %s: %w", state.Display(op.Path), err)
-		}
+	data, err := remote.ReadWhole(content, buf, op.Path, op.New.Size)
+	if err != nil {
+		putBuf(buf)
+		return nil, err
 	}
-	if int64(n) != op.New.Size {
-		return nil, fmt.Errorf("read the contents for %s: %d bytes, the scan saw %d: %w", state.Display(op.Path), n, op.New.Size, remote.ErrChanged)
-	}
-	e, err := cl.gatherer().Put(ctx, op, data[:n])
+	e, err := cl.gatherer().Put(ctx, op, data)
 	if ctx.Err() == nil {
 		// Put returned with its batch's result, so the batch is sent and
 		// done with the contents. (Given up on, it may still be sending.)
