@@ -117,11 +117,12 @@ func (s *Stream) finish(err error) {
 }
 
 // abandon gives up on the command: pending and later reads and writes
-// fail with err, and the session is closed.
+// fail with err, and the session is closed. The input is broken before
+// the output, so a caller whose Read has failed finds Write failing too.
 func (s *Stream) abandon(err error) {
 	s.finish(err)
-	s.outW.CloseWithError(err)
 	s.inR.CloseWithError(err)
+	s.outW.CloseWithError(err)
 	_ = s.sess.Signal(ssh.SIGKILL)
 	s.sess.Close()
 }
