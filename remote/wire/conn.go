@@ -417,12 +417,18 @@ type dataReader struct {
 	c   *conn
 	st  *stream
 	cur []byte
+	f   *frame // the data frame cur lies in
 	err error
 	n   int64 // bytes read so far
 }
 
 func (r *dataReader) Read(p []byte) (int, error) {
 	for len(r.cur) == 0 {
+		if r.f != nil {
+			// Read copies out: nothing refers to the frame's data now.
+			r.f.release()
+			r.f = nil
+		}
 		if r.err != nil {
 			return 0, r.err
 		}
@@ -433,7 +439,7 @@ func (r *dataReader) Read(p []byte) (int, error) {
 		}
 		switch f.Type {
 		case tData:
-			r.cur = f.Data
+			r.cur, r.f = f.Data, f
 			if err := r.c.grant(r.st); err != nil {
 				r.err = err
 			}

@@ -13,7 +13,7 @@ import (
 // ProtocolVersion is the version of the protocol this package speaks. Two
 // programs talk only if their versions are equal; any change to the
 // framing, a message or a limit bumps it (docs/protocol.md).
-const ProtocolVersion = 6
+const ProtocolVersion = 7
 
 // Magic opens the stream each side writes, followed by the protocol version
 // as a 4-byte big-endian number.

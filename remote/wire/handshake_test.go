@@ -89,7 +89,7 @@ func TestServerHandshake(t *testing.T) {
 		client []byte
 		check  func(error) bool
 	}{
-		{"other version", binary.BigEndian.AppendUint32([]byte(Magic), 7), func(err error) bool { return errors.As(err, new(*VersionError)) }},
+		{"other version", binary.BigEndian.AppendUint32([]byte(Magic), ProtocolVersion+1), func(err error) bool { return errors.As(err, new(*VersionError)) }},
 		{"not concord", []byte("GET / HTTP/1.1\r\n\r\n"), func(err error) bool { return errors.Is(err, ErrProtocol) }},
 		{"nothing", nil, func(err error) bool { return errors.Is(err, io.EOF) }},
 		{"no setup", hello(), func(err error) bool { return err != nil }},
@@ -134,7 +134,7 @@ func FuzzHandshake(f *testing.F) {
 // TestWireConstants pins the numbers docs/protocol.md documents: changing
 // one needs a new ProtocolVersion and a new page.
 func TestWireConstants(t *testing.T) {
-	if got := hello(); !bytes.Equal(got, []byte("CONCORD\x00\x00\x00\x00\x06")) {
+	if got := hello(); !bytes.Equal(got, []byte("CONCORD\x00\x00\x00\x00\x07")) {
 		t.Errorf("hello = %q", got)
 	}
 	types := []struct {

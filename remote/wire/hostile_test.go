@@ -102,7 +102,8 @@ var dirEntry = &wEntry{Kind: uint8(state.Dir), Mode: 0o755, Hash: make([]byte, 3
 // MaxFrame (built ahead, so that the allocation checks count only the
 // client's work).
 func makeBomb() []byte {
-	payload, _ := encMode.Marshal(&frame{Type: tReply, ID: 1, Data: make([]byte, 2*MaxFrame)})
+	head, _ := encMode.Marshal(&frameHead{Type: tData, ID: 1})
+	payload := append(head, make([]byte, 2*MaxFrame)...)
 	z := zenc.EncodeAll(payload, nil)
 	return append(binary.BigEndian.AppendUint32(nil, uint32(len(z))|compressedFlag), z...)
 }

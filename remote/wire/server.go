@@ -462,6 +462,9 @@ func (s *server) handle(ctx context.Context, st *stream, f *frame) (any, error) 
 		}
 		e, err := s.ep.Apply(ctx, remote.Op{Kind: kind, Path: op.Path, Expect: expect, New: nw, Delta: op.Delta,
 			Stage: op.Stage == 1, FromStage: op.Stage == 2}, content)
+		if op.Inline {
+			f.release() // Apply has read the contents
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -515,6 +518,9 @@ func (s *server) handle(ctx context.Context, st *stream, f *frame) (any, error) 
 				ents[i], errs[i] = s.ep.Apply(ctx, ops[i], bytes.NewReader(contents[i]))
 			}
 		}
+		// The files are written: their contents, slices of the frame's
+		// data, are no longer used.
+		f.release()
 		res := make([]wPutResult, len(ops))
 		for i := range ops {
 			if errs[i] != nil {
