@@ -350,16 +350,14 @@ func (s *Session) scanBoth(ctx context.Context) error {
 }
 
 type sideView struct {
-	changes map[string]remote.Change
 	// gone holds directories that are deleted or replaced on this side.
 	gone    map[string]bool
 	archive map[string]*state.Entry // only when the archives disagree
 }
 
 func newView(r remote.ScanReply) *sideView {
-	v := &sideView{changes: make(map[string]remote.Change, len(r.Changes)), gone: make(map[string]bool)}
+	v := &sideView{gone: make(map[string]bool)}
 	for _, c := range r.Changes {
-		v.changes[c.Path] = c
 		if c.Old != nil && c.Old.Kind == state.Dir && (c.New == nil || c.New.Kind != state.Dir) {
 			v.gone[c.Path] = true
 		}
@@ -380,9 +378,10 @@ func (v *sideView) goneAbove(p string) bool {
 	return false
 }
 
-// archived returns the side's archived entry for p, as far as known.
-func (v *sideView) archived(p string) (*state.Entry, bool) {
-	if c, ok := v.changes[p]; ok {
+// archived returns the side's archived entry for p, as far as known, given
+// the side's change of p (nil if its scan found none).
+func (v *sideView) archived(p string, c *remote.Change) (*state.Entry, bool) {
+	if c != nil {
 		return c.Old, true
 	}
 	if v.archive != nil {
@@ -391,9 +390,10 @@ func (v *sideView) archived(p string) (*state.Entry, bool) {
 	return nil, false
 }
 
-// current returns the side's state of p now, given its archived entry.
-func (v *sideView) current(p string, archived *state.Entry) *state.Entry {
-	if c, ok := v.changes[p]; ok {
+// current returns the side's state of p now, given its change (nil if
+// none) and its archived entry.
+func (v *sideView) current(p string, c *remote.Change, archived *state.Entry) *state.Entry {
+	if c != nil {
 		return c.New
 	}
 	if v.goneAbove(p) {
@@ -402,18 +402,79 @@ func (v *sideView) current(p string, archived *state.Entry) *state.Entry {
 	return archived
 }
 
+// pathChanges is one path inputs looks at, with the change each side's
+// scan found there (nil: none), indexed by side.
+type pathChanges struct {
+	path string
+	c    [3]*remote.Change
+}
+
 // inputs builds the reconciler's input: every path that changed on a side,
 // or on which the archives disagree, with its ancestor and both states.
 func (s *Session) inputs(ctx context.Context) ([]reconcile.Path, error) {
 	v := [3]*sideView{nil, newView(s.scan[1]), newView(s.scan[2])}
 	s.below = make(map[string]int64)
-	set := make(map[string]struct{})
 	for i := 1; i <= 2; i++ {
 		for _, c := range s.scan[i].Changes {
-			set[c.Path] = struct{}{}
-			if c.Below > s.below[c.Path] {
+			if c.Below > 0 && c.Below > s.below[c.Path] {
 				s.below[c.Path] = c.Below
 			}
+		}
+	}
+	var paths []pathChanges
+	if s.agree {
+		paths = mergeChanges(s.scan[1].Changes, s.scan[2].Changes)
+	}
+	if paths == nil {
+		var err error
+		if paths, err = s.pathSet(ctx, v); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]reconcile.Path, 0, len(paths))
+	for _, pc := range paths {
+		p := pc.path
+		a1, ok1 := v[1].archived(p, pc.c[1])
+		a2, ok2 := v[2].archived(p, pc.c[2])
+		// When the archives agree, a path known to one side's scan has
+		// the same archived entry on the other.
+		if !ok1 {
+			a1 = a2
+		}
+		if !ok2 {
+			a2 = a1
+		}
+		in := reconcile.Path{Path: p, One: v[1].current(p, pc.c[1], a1), Two: v[2].current(p, pc.c[2], a2)}
+		if state.Equal(a1, a2) {
+			in.Base = a1
+		} else if in.One == nil && in.Two == nil {
+			s.forget = append(s.forget, p)
+		}
+		out = append(out, in)
+	}
+	if err := s.hashShared(ctx, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// pathSet collects the paths inputs looks at with maps and a sort: those
+// that changed on either side and, when the archives disagree, those on
+// which they differ (filling v's archive maps).
+func (s *Session) pathSet(ctx context.Context, v [3]*sideView) ([]pathChanges, error) {
+	set := make(map[string]*pathChanges)
+	add := func(p string) *pathChanges {
+		pc := set[p]
+		if pc == nil {
+			pc = &pathChanges{path: p}
+			set[p] = pc
+		}
+		return pc
+	}
+	for i := 1; i <= 2; i++ {
+		for j := range s.scan[i].Changes {
+			c := &s.scan[i].Changes[j]
+			add(c.Path).c[i] = c
 		}
 	}
 	if !s.agree {
@@ -432,44 +493,60 @@ func (s *Session) inputs(ctx context.Context) ([]reconcile.Path, error) {
 		}
 		for p, e := range v[1].archive {
 			if !state.Equal(e, v[2].archive[p]) {
-				set[p] = struct{}{}
+				add(p)
 			}
 		}
 		for p, e := range v[2].archive {
 			if !state.Equal(e, v[1].archive[p]) {
-				set[p] = struct{}{}
+				add(p)
 			}
 		}
 	}
-	paths := make([]string, 0, len(set))
-	for p := range set {
-		paths = append(paths, p)
+	paths := make([]pathChanges, 0, len(set))
+	for _, pc := range set {
+		paths = append(paths, *pc)
 	}
-	slices.SortFunc(paths, state.ComparePaths)
-	out := make([]reconcile.Path, 0, len(paths))
-	for _, p := range paths {
-		a1, ok1 := v[1].archived(p)
-		a2, ok2 := v[2].archived(p)
-		// When the archives agree, a path known to one side's scan has
-		// the same archived entry on the other.
-		if !ok1 {
-			a1 = a2
-		}
-		if !ok2 {
-			a2 = a1
-		}
-		in := reconcile.Path{Path: p, One: v[1].current(p, a1), Two: v[2].current(p, a2)}
-		if state.Equal(a1, a2) {
-			in.Base = a1
-		} else if in.One == nil && in.Two == nil {
-			s.forget = append(s.forget, p)
-		}
-		out = append(out, in)
+	slices.SortFunc(paths, func(a, b pathChanges) int { return state.ComparePaths(a.path, b.path) })
+	return paths, nil
+}
+
+// mergeChanges returns the paths of a (side 1's changes) and b (side 2's),
+// each once with its changes, in state.ComparePaths order, merging the two
+// lists in one pass. It returns nil if either list is not strictly in that
+// order (a peer's scan might not be) or both are empty. A first sync of
+// 100,000 files spent 0.2 s of one processor putting the paths in maps and
+// sorting them, while the far side waited.
+func mergeChanges(a, b []remote.Change) []pathChanges {
+	if len(a)+len(b) == 0 {
+		return nil
 	}
-	if err := s.hashShared(ctx, out); err != nil {
-		return nil, err
+	out := make([]pathChanges, 0, max(len(a), len(b)))
+	i, j := 0, 0
+	for i < len(a) || j < len(b) {
+		var pc pathChanges
+		c := 0
+		switch {
+		case j == len(b):
+			c = -1
+		case i == len(a):
+			c = 1
+		default:
+			c = state.ComparePaths(a[i].Path, b[j].Path)
+		}
+		if c <= 0 {
+			pc.path, pc.c[1] = a[i].Path, &a[i]
+			i++
+		}
+		if c >= 0 {
+			pc.path, pc.c[2] = b[j].Path, &b[j]
+			j++
+		}
+		if len(out) > 0 && state.ComparePaths(out[len(out)-1].path, pc.path) >= 0 {
+			return nil
+		}
+		out = append(out, pc)
 	}
-	return out, nil
+	return out
 }
 
 // hashShared asks each side for the hash of the files its scan left unread
