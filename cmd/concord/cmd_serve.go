@@ -62,7 +62,10 @@ const servePipeSize = 1 << 20
 // that holds the channel's window sshd's buffer stays nearly empty (sshd
 // used 0.47-0.69 s of CPU instead of 0.81-0.98 s in a first sync of
 // 100,000 files). A stream that is not a pipe, or a refusal, changes
-// nothing.
+// nothing. The two pipes count 2 MiB against the user's pipe allowance
+// (/proc/sys/fs/pipe-user-pages-soft, 64 MiB by default): past it, the
+// kernel gives that user's new pipes one page, so 32 serve sessions of one
+// user at once would start to slow the user's other pipes.
 func widenPipes(streams ...any) {
 	for _, s := range streams {
 		f, ok := s.(*os.File)
