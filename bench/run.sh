@@ -53,6 +53,8 @@
 #                   brings the rsync --fsync rows too, when rsync has --fsync,
 #                   and the remote rsync+sync rows; "rsync-fsync" or
 #                   "rsync+sync" alone runs only those)
+#   SKIP=""         tools to leave out even so, e.g. SKIP=rsync-fsync (its
+#                   file-by-file flushes take minutes on some disks)
 #   BENCH_DIR=/tmp/concord-bench             scratch space; the script works
 #                   out what the run needs and refuses to start without it
 #                   (about 20 GiB for N=100000 with the cold runs, plus
@@ -243,6 +245,7 @@ RSYNC_FSYNC=0
 rsync_help=$(rsync --help 2>&1 || true) # not piped into grep -q: with pipefail, rsync's SIGPIPE would count as "no"
 [[ $rsync_help != *--fsync* ]] || RSYNC_FSYNC=1
 want() {
+	[[ " ${SKIP:-} " != *" $1 "* ]] || return 1
 	case $1 in
 	rsync-fsync) [[ $RSYNC_FSYNC == 1 ]] && { has_tool rsync-fsync || has_tool rsync; } ;;
 	cp+sync) has_tool cp ;;
