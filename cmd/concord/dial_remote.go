@@ -42,7 +42,7 @@ func (d *dialer) dialRemote(ctx context.Context, r remote.Root) (remote.Endpoint
 	d.mu.Lock()
 	d.closers = append(d.closers, c)
 	d.mu.Unlock()
-	wopts := []wire.Option{wire.WithVersion(Version), wire.WithCompression(d.prof.Compress)}
+	wopts := []wire.Option{wire.WithVersion(Version), wire.WithCompression(d.prof.Compress), wire.WithName(r.Raw)}
 	var client *wire.Client
 	probe := func(ctx context.Context, s *sshx.Stream) error {
 		cl, err := wire.Connect(ctx, s, wopts...)

@@ -42,6 +42,7 @@ type Option func(*options)
 type options struct {
 	compress bool
 	version  string
+	name     string
 }
 
 // WithCompression asks for zstd compression of the frames both sides send.
@@ -51,14 +52,28 @@ func WithCompression(on bool) Option { return func(o *options) { o.compress = on
 // server's logs).
 func WithVersion(v string) Option { return func(o *options) { o.version = v } }
 
+// WithName names the remote, as the user spelled it (its root, say), in the
+// messages of connection failures after the handshake: a run with several
+// remotes, or one started by cron, must say which link went down. The
+// handshake's errors are left for the caller to name.
+func WithName(name string) Option { return func(o *options) { o.name = name } }
+
 // ErrClosed is returned by calls on a client after Close.
 var ErrClosed = errors.New("the connection to the remote is closed")
 
 // connError is a failure of the connection itself: the remote died, broke
 // the protocol or was closed. It stops the whole run (remote.ErrFatal).
-type connError struct{ err error }
+type connError struct {
+	err  error
+	name string // the remote's name (WithName), or ""
+}
 
-func (e *connError) Error() string   { return e.err.Error() }
+func (e *connError) Error() string {
+	if e.name == "" {
+		return e.err.Error()
+	}
+	return e.name + ": " + e.err.Error()
+}
 func (e *connError) Unwrap() []error { return []error{e.err, remote.ErrFatal} }
 
 // Client is a remote.Endpoint reached over a connection to Serve. Its
@@ -121,10 +136,10 @@ func newClient(rwc io.ReadWriteCloser, opts ...Option) *Client {
 		readerDone: make(chan struct{}),
 	}
 	// A write that fails means the link is gone, as a failed read does.
-	cl.c.wrapWrite = func(err error) error { return &connError{err} }
 	for _, o := range opts {
 		o(&cl.opts)
 	}
+	cl.c.wrapWrite = cl.lost
 	go cl.handshake()
 	return cl
 }
@@ -156,13 +171,13 @@ func (cl *Client) handshake() {
 		// Closing unblocks the write if the peer reads nothing.
 		cl.rwc.Close()
 		<-werr
-		cl.hsErr = &connError{err}
+		cl.hsErr = &connError{err: err}
 		cl.c.fail(cl.hsErr)
 		close(cl.readerDone)
 		return
 	}
 	if err := <-werr; err != nil {
-		cl.hsErr = &connError{fmt.Errorf("write the handshake to the remote: %w", err)}
+		cl.hsErr = &connError{err: fmt.Errorf("write the handshake to the remote: %w", err)}
 		cl.c.fail(cl.hsErr)
 		close(cl.readerDone)
 		return
@@ -192,7 +207,7 @@ func (cl *Client) readLoop() {
 			} else {
 				err = fmt.Errorf("read from the remote: %w", err)
 			}
-			cl.c.fail(&connError{err})
+			cl.c.fail(cl.lost(err))
 			return
 		}
 		switch f.Type {
@@ -211,8 +226,14 @@ func (cl *Client) readLoop() {
 // broken fails the connection with a protocol error found while handling a
 // reply, and returns it.
 func (cl *Client) broken(err error) error {
-	cl.c.fail(&connError{fmt.Errorf("the remote broke the protocol, connection closed: %w", err)})
+	cl.c.fail(cl.lost(fmt.Errorf("the remote broke the protocol, connection closed: %w", err)))
 	return cl.c.err
+}
+
+// lost wraps a failure of the connection after the handshake, naming the
+// remote.
+func (cl *Client) lost(err error) error {
+	return &connError{err: err, name: cl.opts.name}
 }
 
 // start sends a request and returns its stream.
@@ -922,7 +943,7 @@ func (cl *Client) Close() error {
 				cl.closeErr = err
 			}
 		}
-		cl.c.fail(&connError{ErrClosed})
+		cl.c.fail(&connError{err: ErrClosed})
 		if err := cl.rwc.Close(); err != nil && cl.closeErr == nil && cl.hsErr == nil {
 			cl.closeErr = fmt.Errorf("close the connection to the remote: %w", err)
 		}

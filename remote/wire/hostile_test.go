@@ -63,7 +63,7 @@ func (p *rawPeer) send(t msgType, id uint64, body any, data []byte) error {
 
 // hostileClient connects a client to a rawPeer running script for each
 // request until the connection ends.
-func hostileClient(t *testing.T, script func(p *rawPeer, req *frame) error) *Client {
+func hostileClient(t *testing.T, script func(p *rawPeer, req *frame) error, opts ...Option) *Client {
 	t.Helper()
 	a, b := net.Pipe()
 	done := make(chan struct{})
@@ -88,7 +88,7 @@ func hostileClient(t *testing.T, script func(p *rawPeer, req *frame) error) *Cli
 			}
 		}
 	}()
-	cl := NewClient(a).(*Client)
+	cl := NewClient(a, opts...).(*Client)
 	t.Cleanup(func() {
 		cl.Close()
 		<-done
@@ -367,6 +367,42 @@ func TestHostileServer(t *testing.T) {
 			}
 			if !tt.fatal && err != nil {
 				t.Errorf("after a refused reply, Hello = %v, want the connection still usable", err)
+			}
+		})
+	}
+}
+
+// TestLostConnectionNamesRemote: when the link dies or the remote breaks
+// the protocol in the middle of a run, the message names the remote given
+// with WithName, once, whichever request saw it.
+func TestLostConnectionNamesRemote(t *testing.T) {
+	ctx := context.Background()
+	const name = "ssh://web1/srv/www"
+	for _, tt := range []struct {
+		what   string
+		script func(p *rawPeer, req *frame) error
+		want   string
+	}{
+		{"connection lost", func(p *rawPeer, req *frame) error { return errors.New("the remote dies") }, "closed the connection unexpectedly"},
+		{"protocol broken", func(p *rawPeer, req *frame) error { return p.send(tApply, req.ID, wEmpty{}, nil) }, "broke the protocol"},
+	} {
+		t.Run(tt.what, func(t *testing.T) {
+			cl := hostileClient(t, func(p *rawPeer, req *frame) error {
+				if req.Type == tHello {
+					return p.send(tReply, req.ID, &wInfo{}, nil)
+				}
+				return tt.script(p, req)
+			}, WithName(name))
+			if _, err := cl.Hello(ctx); err != nil {
+				t.Fatalf("Hello: %v", err)
+			}
+			_, err := cl.Stat(ctx, []string{"a"})
+			if !errors.Is(err, remote.ErrFatal) {
+				t.Fatalf("Stat on a lost connection = %v, want a fatal error", err)
+			}
+			msg := err.Error()
+			if !strings.HasPrefix(msg, name+": ") || strings.Count(msg, name) != 1 || !strings.Contains(msg, tt.want) {
+				t.Errorf("message %q: want it to start with %q, once, and say %q", msg, name+": ", tt.want)
 			}
 		})
 	}
