@@ -53,9 +53,10 @@ func WithCompression(on bool) Option { return func(o *options) { o.compress = on
 func WithVersion(v string) Option { return func(o *options) { o.version = v } }
 
 // WithName names the remote, as the user spelled it (its root, say), in the
-// messages of connection failures after the handshake: a run with several
-// remotes, or one started by cron, must say which link went down. The
-// handshake's errors are left for the caller to name.
+// messages of connection failures after the handshake and of the fatal
+// errors the remote reports: a run with several remotes, or one started by
+// cron, must say which link went down or which host's archive is damaged.
+// The handshake's errors are left for the caller to name.
 func WithName(name string) Option { return func(o *options) { o.name = name } }
 
 // ErrClosed is returned by calls on a client after Close.
@@ -140,6 +141,7 @@ func newClient(rwc io.ReadWriteCloser, opts ...Option) *Client {
 		o(&cl.opts)
 	}
 	cl.c.wrapWrite = cl.lost
+	cl.c.peer = cl.opts.name
 	go cl.handshake()
 	return cl
 }
@@ -308,7 +310,7 @@ func (cl *Client) final(f *frame, reply any) error {
 		}
 		return nil
 	case tError:
-		if err := decodeError(f); !errors.As(err, new(*PeerError)) {
+		if err := cl.c.peerError(f); !errors.As(err, new(*PeerError)) {
 			return cl.broken(err)
 		} else {
 			return err

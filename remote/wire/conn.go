@@ -8,6 +8,8 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+
+	"github.com/concord-sync/concord/remote"
 )
 
 // conn is what the client and the server share: a writer goroutine that
@@ -28,6 +30,9 @@ type conn struct {
 	// wrapWrite, if set, wraps the error of a failed write before it
 	// breaks the connection (the client marks it fatal).
 	wrapWrite func(error) error
+	// peer names the far side in the fatal errors it reports (the
+	// client's WithName), or is "".
+	peer string
 
 	mu      sync.Mutex
 	streams map[uint64]*stream
@@ -444,9 +449,9 @@ func (r *dataReader) Read(p []byte) (int, error) {
 				r.err = err
 			}
 		case tEnd:
-			r.err = endError(f)
+			r.err = r.c.endError(f)
 		case tError:
-			r.err = decodeError(f)
+			r.err = r.c.peerError(f)
 		default:
 			r.err = fmt.Errorf("%w: %s frame inside a byte stream", ErrProtocol, f.Type)
 		}
@@ -459,9 +464,22 @@ func (r *dataReader) Read(p []byte) (int, error) {
 
 // endError returns what an end frame carries: io.EOF or the sender's
 // error.
-func endError(f *frame) error {
+func (c *conn) endError(f *frame) error {
 	if noBody(f) {
 		return io.EOF
 	}
-	return decodeError(f)
+	return c.peerError(f)
+}
+
+// peerError decodes an error frame. A fatal error (a damaged archive, a
+// lock held, a full disk on the far side) names the peer: it stops the run,
+// and what it asks of the user (move an archive aside, say) is to be done
+// on that host. An item's error does not: its line names the path and the
+// side already.
+func (c *conn) peerError(f *frame) error {
+	err := decodeError(f)
+	if pe, ok := err.(*PeerError); ok && c.peer != "" && errors.Is(pe, remote.ErrFatal) {
+		pe.Remote = c.peer
+	}
+	return err
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"runtime"
@@ -374,7 +375,8 @@ func TestHostileServer(t *testing.T) {
 
 // TestLostConnectionNamesRemote: when the link dies or the remote breaks
 // the protocol in the middle of a run, the message names the remote given
-// with WithName, once, whichever request saw it.
+// with WithName, once, whichever request saw it, and without the class
+// prefix ("fatal: ") that people's output drops at the start of a line.
 func TestLostConnectionNamesRemote(t *testing.T) {
 	ctx := context.Background()
 	const name = "ssh://web1/srv/www"
@@ -385,6 +387,10 @@ func TestLostConnectionNamesRemote(t *testing.T) {
 	}{
 		{"connection lost", func(p *rawPeer, req *frame) error { return errors.New("the remote dies") }, "closed the connection unexpectedly"},
 		{"protocol broken", func(p *rawPeer, req *frame) error { return p.send(tApply, req.ID, wEmpty{}, nil) }, "broke the protocol"},
+		{"fatal error on the remote", func(p *rawPeer, req *frame) error {
+			err := fmt.Errorf("%w: archive /home/u/.local/state/concord/ar-1.db is damaged", remote.ErrFatal)
+			return p.send(tError, req.ID, encodeError(err), nil)
+		}, ": archive /home/u/.local/state/concord/ar-1.db is damaged"},
 	} {
 		t.Run(tt.what, func(t *testing.T) {
 			cl := hostileClient(t, func(p *rawPeer, req *frame) error {
@@ -401,10 +407,21 @@ func TestLostConnectionNamesRemote(t *testing.T) {
 				t.Fatalf("Stat on a lost connection = %v, want a fatal error", err)
 			}
 			msg := err.Error()
-			if !strings.HasPrefix(msg, name+": ") || strings.Count(msg, name) != 1 || !strings.Contains(msg, tt.want) {
+			if !strings.HasPrefix(msg, name+": ") || strings.Count(msg, name) != 1 || !strings.Contains(msg, tt.want) || strings.Contains(msg, "fatal") {
 				t.Errorf("message %q: want it to start with %q, once, and say %q", msg, name+": ", tt.want)
 			}
 		})
+	}
+	// An item's error is the item's: its line names the path and side.
+	cl := hostileClient(t, func(p *rawPeer, req *frame) error {
+		if req.Type == tHello {
+			return p.send(tReply, req.ID, &wInfo{}, nil)
+		}
+		return p.send(tError, req.ID, encodeError(fmt.Errorf("f.txt: %w", remote.ErrChanged)), nil)
+	}, WithName(name))
+	_, err := cl.Stat(ctx, []string{"f.txt"})
+	if !errors.Is(err, remote.ErrChanged) || errors.Is(err, remote.ErrFatal) || strings.Contains(err.Error(), name) {
+		t.Errorf("an item's error = %q, want it as the remote said it", err)
 	}
 }
 

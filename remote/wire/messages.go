@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/concord-sync/concord/archive/state"
 	"github.com/concord-sync/concord/remote"
@@ -275,10 +276,29 @@ type PeerError struct {
 	// Class holds one bit per class of error matched, in the order of the
 	// table in docs/protocol.md.
 	Class uint32
+	// Remote, when set, names the peer (the client's WithName); the
+	// client sets it on fatal errors.
+	Remote string
 }
 
-// Error returns the peer's message.
-func (e *PeerError) Error() string { return e.Msg }
+// Error returns the peer's message. After the peer's name, when it has one,
+// the message loses the class prefixes it starts with ("fatal: "), which
+// belong at the start of a message, where people's output drops them.
+func (e *PeerError) Error() string {
+	if e.Remote == "" {
+		return e.Msg
+	}
+	msg := e.Msg
+	for again := true; again; {
+		again = false
+		for i, c := range errClasses {
+			if p := c.Error() + ": "; e.Class&(1<<i) != 0 && strings.HasPrefix(msg, p) {
+				msg, again = msg[len(p):], true
+			}
+		}
+	}
+	return e.Remote + ": " + msg
+}
 
 // Unwrap returns the classes the error belongs to.
 func (e *PeerError) Unwrap() []error {
