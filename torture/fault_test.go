@@ -122,9 +122,21 @@ func TestArchiveCommitInterrupted(t *testing.T) {
 // TestDiskFull: the destination's disk fills up while a file is written:
 // that item fails saying so, the old file stays, no temporary file is
 // left, the rest of the run goes through, exit 2; once there is room the
-// next run converges.
+// next run converges. The destination is local, then a remote root, whose
+// small files travel in put batches and share flushes.
 func TestDiskFull(t *testing.T) {
-	e := newEnv(t)
+	for _, remote := range []bool{false, true} {
+		t.Run(map[bool]string{false: "local", true: "remote"}[remote], func(t *testing.T) {
+			e := newEnv(t)
+			if remote {
+				e.withRemote(sshdtest.Config{})
+			}
+			testDiskFull(t, e)
+		})
+	}
+}
+
+func testDiskFull(t *testing.T, e *env) {
 	dir1, dir2, r1, r2 := pair(t, e)
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", dir2).CombinedOutput(); err != nil {
 		t.Skipf("cannot mount a small tmpfs to fill (%v: %s); the injected write errors of remote/local's tests stand in", err, out)
@@ -163,6 +175,69 @@ func TestDiskFull(t *testing.T) {
 	}
 	e.mustSync(0, r1, r2)
 	assertSame(t, dir1, dir2)
+}
+
+// TestDiskFullManySmallFiles: many new small files, more than the
+// destination's disk holds, travel together (over a link, in put batches
+// that share a flush): those that do not fit fail saying the disk is full,
+// the others land whole, no temporary file is left, exit 2; once there is
+// room the next run converges.
+func TestDiskFullManySmallFiles(t *testing.T) {
+	for _, remote := range []bool{false, true} {
+		t.Run(map[bool]string{false: "local", true: "remote"}[remote], func(t *testing.T) {
+			e := newEnv(t)
+			if remote {
+				e.withRemote(sshdtest.Config{})
+			}
+			dir1, dir2, r1, r2 := pair(t, e)
+			if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", dir2).CombinedOutput(); err != nil {
+				t.Skipf("cannot mount a small tmpfs to fill (%v: %s)", err, out)
+			}
+			t.Cleanup(func() { exec.Command("umount", "-l", dir2).Run() })
+			const n = 400 // 1.6 MB of 4 KiB files into 1 MiB
+			for i := 0; i < n; i++ {
+				writeFile(t, dir1, fmt.Sprintf("f%03d", i), gen("f", i, 4<<10))
+			}
+			rep := filepath.Join(e.dir, "r.json")
+			r := e.mustSync(2, r1, r2, "--report", rep)
+			rp := readReport(t, rep)
+			failed := 0
+			for _, it := range rp.Items {
+				if it.Status == "failed" {
+					failed++
+					if !strings.Contains(it.Reason, "disk is full") {
+						t.Errorf("%s failed, but not saying the disk is full: %s", it.Path, it.Reason)
+					}
+				}
+			}
+			if failed == 0 || failed == n {
+				t.Fatalf("want some of the %d files to fail for want of room and others to land, got %d failed\n%s", n, failed, r)
+			}
+			cur, temps := snapshot(t, dir2)
+			if len(temps) > 0 {
+				t.Fatalf("temporary files left on the full disk: %q", temps)
+			}
+			landed := 0
+			for i := 0; i < n; i++ {
+				name := fmt.Sprintf("f%03d", i)
+				if got, ok := cur[name]; ok {
+					landed++
+					if got.sum != sumOf(gen("f", i, 4<<10)) {
+						t.Fatalf("%s landed torn on the full disk", name)
+					}
+				}
+			}
+			if landed+failed != n {
+				t.Fatalf("%d files landed and %d failed, of %d", landed, failed, n)
+			}
+			t.Logf("%d landed, %d failed: %s", landed, failed, r)
+			if out, err := exec.Command("mount", "-o", "remount,size=16m", dir2).CombinedOutput(); err != nil {
+				t.Fatalf("grow the tmpfs: %v: %s", err, out)
+			}
+			e.mustSync(0, r1, r2)
+			assertSame(t, dir1, dir2)
+		})
+	}
 }
 
 // nobody is the unprivileged user the permission tests run concord as.
