@@ -75,7 +75,7 @@ func newDetails(ctx context.Context, st *styles, r Runner, it *reconcile.Item, r
 	}
 	cmd := func() tea.Msg {
 		var c comparison
-		if !track.run(func() { c = compare(ctx, r, it) }) {
+		if !track.run(func() { c = compare(ctx, r, it, loc) }) {
 			return nil
 		}
 		return comparedMsg{id: id, cmp: c}

@@ -38,15 +38,15 @@ type comparison struct {
 var errTooLarge = errors.New("larger than the diff limit")
 
 // compare reads both versions of it (when they are files small enough)
-// through r and compares them.
-func compare(ctx context.Context, r Runner, it *reconcile.Item) comparison {
+// through r and compares them; times are shown in loc.
+func compare(ctx context.Context, r Runner, it *reconcile.Item, loc *time.Location) comparison {
 	one, two := it.One, it.Two
 	isFile := func(e *state.Entry) bool { return e != nil && e.Kind == state.File }
 	switch {
 	case !isFile(one) && !isFile(two):
 		return comparison{notes: []string{"No file contents to compare."}}
 	case isFile(one) && isFile(two) && state.SameContent(one, two):
-		return comparison{notes: []string{"Both sides have the same contents; only properties differ."}}
+		return comparison{notes: sameContentNotes(one, two, loc)}
 	case (one != nil && !isFile(one)) || (two != nil && !isFile(two)):
 		return comparison{notes: []string{"The sides hold different kinds of entry; see the table above."}}
 	}
@@ -191,4 +191,26 @@ func sanitizeLine(s string) string {
 		i += size
 	}
 	return b.String()
+}
+
+// sameContentNotes says which properties differ between two files of the
+// same contents. The table above shows times to the second: two copies made
+// within the same second differ only in the digits it leaves out, so the
+// note gives the times in full.
+func sameContentNotes(one, two *state.Entry, loc *time.Location) []string {
+	notes := []string{"Both sides have the same contents; only properties differ."}
+	if !state.SamePerm(one, two) {
+		notes = append(notes, fmt.Sprintf("Permissions: side 1 %s, side 2 %s.", permText(one.Mode), permText(two.Mode)))
+	}
+	if !state.SameTime(one, two) {
+		const full = "2006-01-02 15:04:05.000000000"
+		newer, d := 1, one.MTime-two.MTime
+		if d < 0 {
+			newer, d = 2, -d
+		}
+		notes = append(notes,
+			fmt.Sprintf("Modified on side 1 at %s,", one.Time().In(loc).Format(full)),
+			fmt.Sprintf("on side 2 at %s: side %d is newer by %s.", two.Time().In(loc).Format(full), newer, time.Duration(d)))
+	}
+	return notes
 }

@@ -44,6 +44,12 @@ func withMode(e *state.Entry, mode uint32) *state.Entry {
 	return c
 }
 
+func withMTime(e *state.Entry, mtime int64) *state.Entry {
+	c := e.Clone()
+	c.MTime = mtime
+	return c
+}
+
 func dir() *state.Entry { return &state.Entry{Kind: state.Dir, Mode: 0o755} }
 
 func link(target string) *state.Entry {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/charmbracelet/lipgloss"
@@ -183,12 +184,15 @@ func TestCompare(t *testing.T) {
 		{"large", r, reconcile.Item{Path: "t", One: large, Two: text2}, "Side 1 is larger: 1.0 MB against 4 B.", ""},
 		{"grew past the limit while read", r, reconcile.Item{Path: "grown", One: text1, Two: text2}, "Not compared line by line: over 1 MiB.", ""},
 		{"same contents", r, reconcile.Item{Path: "t", One: text1, Two: withMode(text1, 0o600)}, "Both sides have the same contents; only properties differ.", ""},
+		{"same contents, permissions named", r, reconcile.Item{Path: "t", One: text1, Two: withMode(text1, 0o600)}, "Permissions: side 1 0644 rw-r--r--, side 2 0600 rw-------.", ""},
+		{"same contents, copied within a second", r, reconcile.Item{Path: "t", One: text1, Two: withMTime(text1, text1.MTime+36_000_001)},
+			"on side 2 at " + t0.UTC().Format("2006-01-02 15:04:05") + ".036000001: side 2 is newer by 36.000001ms.", ""},
 		{"dirs", r, reconcile.Item{Path: "d", One: dir(), Two: dir()}, "No file contents to compare.", ""},
 		{"file against link", r, reconcile.Item{Path: "t", One: text1, Two: link("x")}, "The sides hold different kinds of entry; see the table above.", ""},
 		{"read error", errRunner{}, reconcile.Item{Path: "t", One: text1, Two: text2}, "", "read t on side 1: connection lost"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := compare(context.Background(), tc.runner, &tc.it)
+			c := compare(context.Background(), tc.runner, &tc.it, time.UTC)
 			if tc.err != "" {
 				if c.err == nil || c.err.Error() != tc.err {
 					t.Fatalf("error %v, want %q", c.err, tc.err)
