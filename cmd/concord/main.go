@@ -47,7 +47,12 @@ func main() {
 	// Scans and transfers allocate many short-lived objects and keep
 	// little: collect less often than the default (peak memory stays in the
 	// tens of MB for a no-change sync of 100,000 files) unless the
-	// user set GOGC.
+	// user set GOGC. A first sync keeps its plan, and pays for it: of
+	// 1,000,000 files, locally, it took 65 and 85 s with 200 against 77
+	// and 116 s with the default 100 (5.5–6.4 s more user CPU time),
+	// for a peak RSS of 876–916 MiB against 620–637 MiB; at 100,000 files
+	// the two did not differ in time. GOGC=100 in the environment takes
+	// the smaller peak.
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(200)
 	}
