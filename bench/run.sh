@@ -55,6 +55,9 @@
 #                   "rsync+sync" alone runs only those)
 #   SKIP=""         tools to leave out even so, e.g. SKIP=rsync-fsync (its
 #                   file-by-file flushes take minutes on some disks)
+#   RELAY=1         0: clients reach sshd directly, without the counting
+#                   relay; the wire column is then half the loopback bytes
+#                   (TCP/IP headers included, and anything else on lo)
 #   BENCH_DIR=/tmp/concord-bench             scratch space; the script works
 #                   out what the run needs and refuses to start without it
 #                   (about 20 GiB for N=100000 with the cold runs, plus
@@ -98,6 +101,7 @@ TOOLS=${TOOLS:-"concord unison rsync cp"}
 BENCH_DIR=${BENCH_DIR:-/tmp/concord-bench}
 SETTLE=${SETTLE:-360}
 KEEP=${KEEP:-0}
+RELAY=${RELAY:-1}
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OUT=$REPO/bench/out
@@ -500,8 +504,9 @@ lo_bytes() { awk -F'[: ]+' '$2 == "lo" { printf "%.0f\n", $3 + $11 }' /proc/net/
 
 # start_sshd DIR: a throwaway sshd on 127.0.0.1 with its own host key,
 # accepting only DIR/id_ed25519, behind a tcpcount relay that counts the
-# bytes of each connection into DIR/wire.log. Sets PORT (the relay's port,
-# the one clients use), RHOME, KEY and KNOWN.
+# bytes of each connection into DIR/wire.log (with RELAY=0, reached
+# directly). Sets PORT (the port clients use: the relay's, or sshd's),
+# RHOME, KEY and KNOWN.
 start_sshd() {
 	local d=$1 attempt
 	discard "$d"
@@ -539,6 +544,11 @@ start_sshd() {
 		/usr/sbin/sshd -D -e -f "$d/sshd_config" >>"$d/sshd.log" 2>&1 &
 		SSHD_PID=$!
 		for _ in $(seq 100); do
+			if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && [[ $RELAY == 0 ]]; then
+				SSHD_PORT=$PORT
+				echo "[127.0.0.1]:$PORT $(cut -d' ' -f1,2 "$d/host_key.pub")" >"$KNOWN"
+				return 0
+			fi
 			if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
 				: >"$d/wire.log"
 				"$TCPCOUNT" -to "127.0.0.1:$PORT" -port-file "$d/relay.port" -log "$d/wire.log" 2>>"$d/sshd.log" &
@@ -597,7 +607,7 @@ remote_cmd() {
 }
 
 # wire_lines: how many connections the relay has logged so far.
-wire_lines() { wc -l <"$RW/sshd/wire.log"; }
+wire_lines() { if [[ $RELAY == 0 ]]; then echo 0; else wc -l <"$RW/sshd/wire.log"; fi; }
 
 # wire_bytes FROM: the bytes both ways over the connections the relay
 # logged after line FROM.
@@ -614,9 +624,15 @@ timed_remote() {
 	before=$(lo_bytes)
 	timed "$RW/$t/home" bash -c "$cmd"
 	after=$(lo_bytes)
-	sleep 0.3 # let the relay log the closed connection
-	s=$(wire_bytes "$mark")
-	note="lo $(numfmt --to=iec --suffix=B $(((after - before) / 4)))"
+	if [[ $RELAY == 0 ]]; then
+		# Each byte crosses lo once, counted as rx and as tx.
+		s=$(((after - before) / 2))
+		note="no relay"
+	else
+		sleep 0.3 # let the relay log the closed connection
+		s=$(wire_bytes "$mark")
+		note="lo $(numfmt --to=iec --suffix=B $(((after - before) / 4)))"
+	fi
 	record "$c" "$t" warm "$note" "$s"
 }
 
@@ -625,7 +641,11 @@ if [[ $REMOTE == 1 ]]; then
 	discard "$RW"
 	mkdir -p "$RW"
 	start_sshd "$RW/sshd"
-	say "sshd listening on 127.0.0.1:$SSHD_PORT behind the counting relay on port $PORT (log: $RW/sshd/sshd.log)"
+	if [[ $RELAY == 0 ]]; then
+		say "sshd listening on 127.0.0.1:$PORT, reached directly (RELAY=0; log: $RW/sshd/sshd.log)"
+	else
+		say "sshd listening on 127.0.0.1:$SSHD_PORT behind the counting relay on port $PORT (log: $RW/sshd/sshd.log)"
+	fi
 	for t in "${remote_tools[@]}"; do client_home "$t"; done
 
 	if has_tool concord; then
@@ -821,11 +841,17 @@ ratio() {
 		echo "rather than file by file before each rename."
 	fi
 	echo "Peak RSS: the largest single process of the client side (/usr/bin/time %M)."
-	echo "Remote notes: 'wire' is the SSH stream both ways (TCP payload) counted by"
-	echo "bench/tcpcount, a relay in front of sshd that every tool connects through;"
-	echo "'lo' is a quarter of the loopback rx+tx bytes during the run (each byte"
-	echo "crosses lo twice, client-relay and relay-sshd, and is counted as rx and"
-	echo "tx): it includes TCP/IP headers and anything else on lo at that time."
+	if [[ $RELAY == 0 ]]; then
+		echo "Remote notes: RELAY=0, every tool connected to sshd directly; 'wire' is half"
+		echo "the loopback rx+tx bytes during the run (each byte crosses lo once and is"
+		echo "counted as rx and tx): TCP/IP headers and anything else on lo included."
+	else
+		echo "Remote notes: 'wire' is the SSH stream both ways (TCP payload) counted by"
+		echo "bench/tcpcount, a relay in front of sshd that every tool connects through;"
+		echo "'lo' is a quarter of the loopback rx+tx bytes during the run (each byte"
+		echo "crosses lo twice, client-relay and relay-sshd, and is counted as rx and"
+		echo "tx): it includes TCP/IP headers and anything else on lo at that time."
+	fi
 	echo "Raw samples: $ROWS; tool output: $LOG"
 } | tee "$RESULTS"
 say "results written to $RESULTS"
