@@ -70,53 +70,47 @@ func pair(t *testing.T, e *env) (dir1, dir2, r1, r2 string) {
 // before the run) is followed by a run that converges with no spurious
 // conflict and no deletion.
 func TestArchiveCommitInterrupted(t *testing.T) {
-	for _, remote := range []bool{false, true} {
-		t.Run(map[bool]string{false: "local", true: "remote"}[remote], func(t *testing.T) {
-			e := newEnv(t)
-			if remote {
-				e.withRemote(sshdtest.Config{})
+	localAndRemote(t, func(t *testing.T, e *env) {
+		dir1, dir2, r1, r2 := pair(t, e)
+		for i := 0; i < 60; i++ {
+			name := fmt.Sprintf("d%d/f%02d", i%4, i)
+			writeFile(t, dir1, name, gen(name, 0, 100+i))
+		}
+		e.mustSync(0, r1, r2)
+		for side := 0; side < 2; side++ {
+			var db string
+			if e.srv != nil && side == 1 {
+				db = archives(t, filepath.Join(e.srv.RemoteHome, ".local", "state"))[0]
+			} else {
+				db = archives(t, e.state)[side]
 			}
-			dir1, dir2, r1, r2 := pair(t, e)
-			for i := 0; i < 60; i++ {
-				name := fmt.Sprintf("d%d/f%02d", i%4, i)
-				writeFile(t, dir1, name, gen(name, 0, 100+i))
+			restore := saveArchive(t, db)
+			v := 10 * (side + 1)
+			for i := 0; i < 5; i++ {
+				a, b := fmt.Sprintf("d%d/f%02d", i%4, i+v), fmt.Sprintf("d%d/f%02d", i%4, i+v+5)
+				writeFile(t, dir1, a, gen(a, v, 200))
+				writeFile(t, dir2, b, gen(b, v, 200))
+				os.Remove(filepath.Join(dir1, fmt.Sprintf("d%d/f%02d", i%4, i+v+30)))
+				writeFile(t, dir2, fmt.Sprintf("new%d/g%d", side, i), gen("g", i, 50))
 			}
 			e.mustSync(0, r1, r2)
-			for side := 0; side < 2; side++ {
-				var db string
-				if remote && side == 1 {
-					db = archives(t, filepath.Join(e.srv.RemoteHome, ".local", "state"))[0]
-				} else {
-					db = archives(t, e.state)[side]
-				}
-				restore := saveArchive(t, db)
-				v := 10 * (side + 1)
-				for i := 0; i < 5; i++ {
-					a, b := fmt.Sprintf("d%d/f%02d", i%4, i+v), fmt.Sprintf("d%d/f%02d", i%4, i+v+5)
-					writeFile(t, dir1, a, gen(a, v, 200))
-					writeFile(t, dir2, b, gen(b, v, 200))
-					os.Remove(filepath.Join(dir1, fmt.Sprintf("d%d/f%02d", i%4, i+v+30)))
-					writeFile(t, dir2, fmt.Sprintf("new%d/g%d", side, i), gen("g", i, 50))
-				}
-				e.mustSync(0, r1, r2)
-				want := assertSame(t, dir1, dir2)
-				restore()
-				r := e.mustSync(0, r1, r2)
-				if strings.Contains(r.stdout, "deleted") {
-					t.Fatalf("the run after the interrupted commit deleted something: %s", r)
-				}
-				got := assertSame(t, dir1, dir2)
-				if d := diffTrees(want, got, 10); len(d) > 0 {
-					t.Fatalf("the run after the interrupted commit changed the replicas:\n%s", strings.Join(d, "\n"))
-				}
-				// Later edits on both sides propagate without a conflict.
-				writeFile(t, dir1, "d0/f00", gen("d0/f00", 100+side, 90))
-				writeFile(t, dir2, "d1/f01", gen("d1/f01", 100+side, 90))
-				e.mustSync(0, r1, r2)
-				assertSame(t, dir1, dir2)
+			want := assertSame(t, dir1, dir2)
+			restore()
+			r := e.mustSync(0, r1, r2)
+			if strings.Contains(r.stdout, "deleted") {
+				t.Fatalf("the run after the interrupted commit deleted something: %s", r)
 			}
-		})
-	}
+			got := assertSame(t, dir1, dir2)
+			if d := diffTrees(want, got, 10); len(d) > 0 {
+				t.Fatalf("the run after the interrupted commit changed the replicas:\n%s", strings.Join(d, "\n"))
+			}
+			// Later edits on both sides propagate without a conflict.
+			writeFile(t, dir1, "d0/f00", gen("d0/f00", 100+side, 90))
+			writeFile(t, dir2, "d1/f01", gen("d1/f01", 100+side, 90))
+			e.mustSync(0, r1, r2)
+			assertSame(t, dir1, dir2)
+		}
+	})
 }
 
 // TestDiskFull: the destination's disk fills up while a file is written:
@@ -124,17 +118,7 @@ func TestArchiveCommitInterrupted(t *testing.T) {
 // left, the rest of the run goes through, exit 2; once there is room the
 // next run converges. The destination is local, then a remote root, whose
 // small files travel in put batches and share flushes.
-func TestDiskFull(t *testing.T) {
-	for _, remote := range []bool{false, true} {
-		t.Run(map[bool]string{false: "local", true: "remote"}[remote], func(t *testing.T) {
-			e := newEnv(t)
-			if remote {
-				e.withRemote(sshdtest.Config{})
-			}
-			testDiskFull(t, e)
-		})
-	}
-}
+func TestDiskFull(t *testing.T) { localAndRemote(t, testDiskFull) }
 
 func testDiskFull(t *testing.T, e *env) {
 	dir1, dir2, r1, r2 := pair(t, e)
@@ -183,61 +167,55 @@ func testDiskFull(t *testing.T, e *env) {
 // the others land whole, no temporary file is left, exit 2; once there is
 // room the next run converges.
 func TestDiskFullManySmallFiles(t *testing.T) {
-	for _, remote := range []bool{false, true} {
-		t.Run(map[bool]string{false: "local", true: "remote"}[remote], func(t *testing.T) {
-			e := newEnv(t)
-			if remote {
-				e.withRemote(sshdtest.Config{})
-			}
-			dir1, dir2, r1, r2 := pair(t, e)
-			if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", dir2).CombinedOutput(); err != nil {
-				t.Skipf("cannot mount a small tmpfs to fill (%v: %s)", err, out)
-			}
-			t.Cleanup(func() { exec.Command("umount", "-l", dir2).Run() })
-			const n = 400 // 1.6 MB of 4 KiB files into 1 MiB
-			for i := 0; i < n; i++ {
-				writeFile(t, dir1, fmt.Sprintf("f%03d", i), gen("f", i, 4<<10))
-			}
-			rep := filepath.Join(e.dir, "r.json")
-			r := e.mustSync(2, r1, r2, "--report", rep)
-			rp := readReport(t, rep)
-			failed := 0
-			for _, it := range rp.Items {
-				if it.Status == "failed" {
-					failed++
-					if !strings.Contains(it.Reason, "disk is full") {
-						t.Errorf("%s failed, but not saying the disk is full: %s", it.Path, it.Reason)
-					}
+	localAndRemote(t, func(t *testing.T, e *env) {
+		dir1, dir2, r1, r2 := pair(t, e)
+		if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", dir2).CombinedOutput(); err != nil {
+			t.Skipf("cannot mount a small tmpfs to fill (%v: %s)", err, out)
+		}
+		t.Cleanup(func() { exec.Command("umount", "-l", dir2).Run() })
+		const n = 400 // 1.6 MB of 4 KiB files into 1 MiB
+		for i := 0; i < n; i++ {
+			writeFile(t, dir1, fmt.Sprintf("f%03d", i), gen("f", i, 4<<10))
+		}
+		rep := filepath.Join(e.dir, "r.json")
+		r := e.mustSync(2, r1, r2, "--report", rep)
+		rp := readReport(t, rep)
+		failed := 0
+		for _, it := range rp.Items {
+			if it.Status == "failed" {
+				failed++
+				if !strings.Contains(it.Reason, "disk is full") {
+					t.Errorf("%s failed, but not saying the disk is full: %s", it.Path, it.Reason)
 				}
 			}
-			if failed == 0 || failed == n {
-				t.Fatalf("want some of the %d files to fail for want of room and others to land, got %d failed\n%s", n, failed, r)
-			}
-			cur, temps := snapshot(t, dir2)
-			if len(temps) > 0 {
-				t.Fatalf("temporary files left on the full disk: %q", temps)
-			}
-			landed := 0
-			for i := 0; i < n; i++ {
-				name := fmt.Sprintf("f%03d", i)
-				if got, ok := cur[name]; ok {
-					landed++
-					if got.sum != sumOf(gen("f", i, 4<<10)) {
-						t.Fatalf("%s landed torn on the full disk", name)
-					}
+		}
+		if failed == 0 || failed == n {
+			t.Fatalf("want some of the %d files to fail for want of room and others to land, got %d failed\n%s", n, failed, r)
+		}
+		cur, temps := snapshot(t, dir2)
+		if len(temps) > 0 {
+			t.Fatalf("temporary files left on the full disk: %q", temps)
+		}
+		landed := 0
+		for i := 0; i < n; i++ {
+			name := fmt.Sprintf("f%03d", i)
+			if got, ok := cur[name]; ok {
+				landed++
+				if got.sum != sumOf(gen("f", i, 4<<10)) {
+					t.Fatalf("%s landed torn on the full disk", name)
 				}
 			}
-			if landed+failed != n {
-				t.Fatalf("%d files landed and %d failed, of %d", landed, failed, n)
-			}
-			t.Logf("%d landed, %d failed: %s", landed, failed, r)
-			if out, err := exec.Command("mount", "-o", "remount,size=16m", dir2).CombinedOutput(); err != nil {
-				t.Fatalf("grow the tmpfs: %v: %s", err, out)
-			}
-			e.mustSync(0, r1, r2)
-			assertSame(t, dir1, dir2)
-		})
-	}
+		}
+		if landed+failed != n {
+			t.Fatalf("%d files landed and %d failed, of %d", landed, failed, n)
+		}
+		t.Logf("%d landed, %d failed: %s", landed, failed, r)
+		if out, err := exec.Command("mount", "-o", "remount,size=16m", dir2).CombinedOutput(); err != nil {
+			t.Fatalf("grow the tmpfs: %v: %s", err, out)
+		}
+		e.mustSync(0, r1, r2)
+		assertSame(t, dir1, dir2)
+	})
 }
 
 // nobody is the unprivileged user the permission tests run concord as.

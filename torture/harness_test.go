@@ -94,6 +94,20 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
+// localAndRemote runs f twice, as the subtests "local" (two local roots)
+// and "remote" (the second root reached through a throwaway sshd).
+func localAndRemote(t *testing.T, f func(t *testing.T, e *env)) {
+	for _, remote := range []bool{false, true} {
+		t.Run(map[bool]string{false: "local", true: "remote"}[remote], func(t *testing.T) {
+			e := newEnv(t)
+			if remote {
+				e.withRemote(sshdtest.Config{})
+			}
+			f(t, e)
+		})
+	}
+}
+
 // withRemote starts an sshd for e and writes e's ~/.ssh for it.
 func (e *env) withRemote(cfg sshdtest.Config) *env {
 	e.t.Helper()

@@ -9,8 +9,6 @@ import (
 	"sort"
 	"strings"
 	"testing"
-
-	"github.com/concord-sync/concord/internal/sshdtest"
 )
 
 // soak is the state of a soak test: two replicas edited at random.
@@ -280,18 +278,12 @@ func keys2(m map[string]bool) []string {
 // each, checking every time that the replicas agree except on the items
 // the run reported and that no version was lost.
 func TestSoak(t *testing.T) {
-	for _, remote := range []bool{false, true} {
-		t.Run(map[bool]string{false: "local", true: "remote"}[remote], func(t *testing.T) {
-			e := newEnv(t)
-			if remote {
-				e.withRemote(sshdtest.Config{})
-			}
-			s := &soak{t: t, e: e, rng: seed(t), synced: tree{}, stats: map[string]int{}}
-			s.dir1, s.dir2, s.r1, s.r2 = pair(t, e)
-			for s.round = 0; s.round < *flagSoak; s.round++ {
-				s.step()
-			}
-			t.Logf("%s: %d rounds: %v", t.Name(), *flagSoak, s.stats)
-		})
-	}
+	localAndRemote(t, func(t *testing.T, e *env) {
+		s := &soak{t: t, e: e, rng: seed(t), synced: tree{}, stats: map[string]int{}}
+		s.dir1, s.dir2, s.r1, s.r2 = pair(t, e)
+		for s.round = 0; s.round < *flagSoak; s.round++ {
+			s.step()
+		}
+		t.Logf("%s: %d rounds: %v", t.Name(), *flagSoak, s.stats)
+	})
 }
