@@ -136,10 +136,10 @@ func newClient(rwc io.ReadWriteCloser, opts ...Option) *Client {
 		bigSem:     make(chan struct{}, maxBigInflight),
 		readerDone: make(chan struct{}),
 	}
-	// A write that fails means the link is gone, as a failed read does.
 	for _, o := range opts {
 		o(&cl.opts)
 	}
+	// A write that fails means the link is gone, as a failed read does.
 	cl.c.wrapWrite = cl.lost
 	cl.c.peer = cl.opts.name
 	go cl.handshake()

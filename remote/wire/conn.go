@@ -472,7 +472,7 @@ func (c *conn) endError(f *frame) error {
 }
 
 // peerError decodes an error frame. A fatal error (a damaged archive, a
-// lock held, a full disk on the far side) names the peer: it stops the run,
+// lock held, a root missing on the far side) names the peer: it stops the run,
 // and what it asks of the user (move an archive aside, say) is to be done
 // on that host. An item's error does not: its line names the path and the
 // side already.
