@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
 
 	"github.com/concord-sync/concord/archive/state"
 )
@@ -260,6 +261,22 @@ var ErrFatal = errors.New("fatal")
 
 // ErrLocked marks an error returned when another run holds the pair lock.
 var ErrLocked = errors.New("locked")
+
+// TrimClasses drops from the start of msg the "class: " prefixes that
+// wrapping an error class first (fmt.Errorf("%w: ...", ErrFatal)) puts
+// there, for any of classes, in any order: a message for a person says
+// what went wrong, not its class.
+func TrimClasses(msg string, classes ...error) string {
+	for again := true; again; {
+		again = false
+		for _, c := range classes {
+			if p := c.Error() + ": "; len(msg) > len(p) && strings.HasPrefix(msg, p) {
+				msg, again = msg[len(p):], true
+			}
+		}
+	}
+	return msg
+}
 
 // ErrChanged marks an item whose path changed after the scan saw it; the
 // item fails and nothing is touched.

@@ -137,12 +137,7 @@ func cleanFatal(err error) string {
 	for i, msg := range lines {
 		// Each line: errors.Join puts the second of two fatal errors (a
 		// root missing on each side) on a line of its own.
-		for _, p := range []string{remote.ErrFatal.Error() + ": ", remote.ErrLocked.Error() + ": "} {
-			for len(msg) > len(p) && msg[:len(p)] == p {
-				msg = msg[len(p):]
-			}
-		}
-		lines[i] = msg
+		lines[i] = remote.TrimClasses(msg, remote.ErrFatal, remote.ErrLocked)
 	}
 	return strings.Join(lines, "\n")
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/concord-sync/concord/archive/state"
 	"github.com/concord-sync/concord/remote"
@@ -288,16 +287,7 @@ func (e *PeerError) Error() string {
 	if e.Remote == "" {
 		return e.Msg
 	}
-	msg := e.Msg
-	for again := true; again; {
-		again = false
-		for i, c := range errClasses {
-			if p := c.Error() + ": "; e.Class&(1<<i) != 0 && strings.HasPrefix(msg, p) {
-				msg, again = msg[len(p):], true
-			}
-		}
-	}
-	return e.Remote + ": " + msg
+	return e.Remote + ": " + remote.TrimClasses(e.Msg, e.Unwrap()...)
 }
 
 // Unwrap returns the classes the error belongs to.
