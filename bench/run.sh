@@ -544,22 +544,19 @@ start_sshd() {
 		/usr/sbin/sshd -D -e -f "$d/sshd_config" >>"$d/sshd.log" 2>&1 &
 		SSHD_PID=$!
 		for _ in $(seq 100); do
-			if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && [[ $RELAY == 0 ]]; then
-				SSHD_PORT=$PORT
-				echo "[127.0.0.1]:$PORT $(cut -d' ' -f1,2 "$d/host_key.pub")" >"$KNOWN"
-				return 0
-			fi
 			if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
-				: >"$d/wire.log"
-				"$TCPCOUNT" -to "127.0.0.1:$PORT" -port-file "$d/relay.port" -log "$d/wire.log" 2>>"$d/sshd.log" &
-				RELAY_PID=$!
-				for _ in $(seq 100); do
-					[[ -s $d/relay.port ]] && break
-					sleep 0.1
-				done
-				[[ -s $d/relay.port ]] || die "tcpcount did not start; see $d/sshd.log"
 				SSHD_PORT=$PORT
-				PORT=$(cat "$d/relay.port")
+				if [[ $RELAY != 0 ]]; then
+					: >"$d/wire.log"
+					"$TCPCOUNT" -to "127.0.0.1:$PORT" -port-file "$d/relay.port" -log "$d/wire.log" 2>>"$d/sshd.log" &
+					RELAY_PID=$!
+					for _ in $(seq 100); do
+						[[ -s $d/relay.port ]] && break
+						sleep 0.1
+					done
+					[[ -s $d/relay.port ]] || die "tcpcount did not start; see $d/sshd.log"
+					PORT=$(cat "$d/relay.port")
+				fi
 				echo "[127.0.0.1]:$PORT $(cut -d' ' -f1,2 "$d/host_key.pub")" >"$KNOWN"
 				return 0
 			fi
